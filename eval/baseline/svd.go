@@ -1,0 +1,158 @@
+package baseline
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/usersim/usersim/dataset"
+)
+
+// SVD is biased matrix factorisation r̂ = μ + b_u + b_i + q_iᵀp_u trained by
+// plain stochastic gradient descent, as Surprise's SVD: biases start at 0,
+// factors are drawn from N(InitMean, InitStd²), and each epoch visits every
+// training rating once (users in a seeded random order, each user's ratings
+// together) with
+//
+//	e = r − r̂
+//	b_u += LR (e − Reg b_u)          b_i += LR (e − Reg b_i)
+//	p_u += LR (e q_i − Reg p_u)      q_i += LR (e p_u − Reg q_i)
+//
+// (p_u and q_i updated from each other's old values).
+type SVD struct {
+	Factors  int     // latent dimensions; default 100
+	Epochs   int     // SGD sweeps; default 20
+	LR       float64 // learning rate for all parameters; default 0.005
+	Reg      float64 // L2 regulariser for all parameters; default 0.02
+	InitMean float64 // default 0
+	InitStd  float64 // default 0.1
+	Seed     int64   // initialisation and visiting order
+
+	// OnEpoch, when set, is called after each epoch (1-based) from Fit's
+	// goroutine, e.g. for progress bars.
+	OnEpoch func(epoch int)
+
+	t      *trainSet
+	bu, bi []float64
+	pu, qi []float64 // row-major: pu[u*Factors+f]
+}
+
+// NewSVD returns an SVD predictor with Surprise's defaults and the given seed.
+func NewSVD(seed int64) *SVD {
+	return &SVD{Factors: 100, Epochs: 20, LR: 0.005, Reg: 0.02, InitStd: 0.1, Seed: seed}
+}
+
+// Name returns "svd".
+func (m *SVD) Name() string { return "svd" }
+
+// Fit trains the model on the training rows. The context is checked between
+// epochs.
+func (m *SVD) Fit(ctx context.Context, d *dataset.Dataset, train []int32) error {
+	if m.Factors <= 0 || m.Epochs < 0 || m.LR <= 0 || m.Reg < 0 || m.InitStd < 0 {
+		return fmt.Errorf("svd: invalid settings (factors %d, epochs %d, lr %g, reg %g, init std %g)",
+			m.Factors, m.Epochs, m.LR, m.Reg, m.InitStd)
+	}
+	t, err := newTrainSet(d, train)
+	if err != nil {
+		return fmt.Errorf("svd: %w", err)
+	}
+	m.t = nil
+	rng := newRNG(m.Seed)
+	k := m.Factors
+	pu := normalSlice(rng, t.nUsers*k, m.InitMean, m.InitStd)
+	qi := normalSlice(rng, t.nItems*k, m.InitMean, m.InitStd)
+	bu := make([]float64, t.nUsers)
+	bi := make([]float64, t.nItems)
+	order := sgdOrder(d, train, rng)
+	users, items, vals := gather(d, order)
+	mu, lr, reg := t.mean, m.LR, m.Reg
+	for ep := range m.Epochs {
+		if err := checkCtx(ctx, "svd", ep); err != nil {
+			return err
+		}
+		for n, u := range users {
+			i := items[n]
+			p := pu[int(u)*k : int(u)*k+k]
+			q := qi[int(i)*k : int(i)*k+k]
+			e := float64(vals[n]) - (mu + bu[u] + bi[i] + dot(p, q))
+			bu[u] += lr * (e - reg*bu[u])
+			bi[i] += lr * (e - reg*bi[i])
+			sgdStep(p, q, e, lr, reg)
+		}
+		if m.OnEpoch != nil {
+			m.OnEpoch(ep + 1)
+		}
+	}
+	m.t, m.bu, m.bi, m.pu, m.qi = t, bu, bi, pu, qi
+	return nil
+}
+
+// Predict returns μ + b_u + b_i + q_iᵀp_u clamped to the scale. For an
+// unknown user (item) b_u and p_u (b_i and q_i) are taken as zero.
+func (m *SVD) Predict(user, item int32) float64 {
+	t := m.t
+	if t == nil {
+		return math.NaN()
+	}
+	est := t.mean
+	ku, ki := t.knownUser(user), t.knownItem(item)
+	if ku {
+		est += m.bu[user]
+	}
+	if ki {
+		est += m.bi[item]
+	}
+	if ku && ki {
+		k := m.Factors
+		est += dot(m.pu[int(user)*k:int(user)*k+k], m.qi[int(item)*k:int(item)*k+k])
+	}
+	return clampTo(t.scale, est)
+}
+
+// sgdStep applies p += lr(e q − reg p), q += lr(e p − reg q) using the old
+// values of both.
+func sgdStep(p, q []float64, e, lr, reg float64) {
+	q = q[:len(p)]
+	for f, pf := range p {
+		qf := q[f]
+		p[f] = pf + lr*(e*qf-reg*pf)
+		q[f] = qf + lr*(e*pf-reg*qf)
+	}
+}
+
+func dot(a, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	f := 0
+	for ; f+4 <= len(a); f += 4 {
+		s0 += a[f] * b[f]
+		s1 += a[f+1] * b[f+1]
+		s2 += a[f+2] * b[f+2]
+		s3 += a[f+3] * b[f+3]
+	}
+	for ; f < len(a); f++ {
+		s0 += a[f] * b[f]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func normalSlice(rng interface{ NormFloat64() float64 }, n int, mean, std float64) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = mean + std*rng.NormFloat64()
+	}
+	return v
+}
+
+// gather copies the rows' users, items and values into flat slices in the
+// given order, so that the SGD loop reads memory sequentially.
+func gather(d *dataset.Dataset, rows []int32) (users, items []int32, vals []float32) {
+	users = make([]int32, len(rows))
+	items = make([]int32, len(rows))
+	vals = make([]float32, len(rows))
+	r := &d.Ratings
+	for n, row := range rows {
+		users[n], items[n], vals[n] = r.User[row], r.Item[row], r.Value[row]
+	}
+	return users, items, vals
+}

@@ -1,0 +1,150 @@
+package eval
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/dataset/split"
+)
+
+// MeanStd is a mean and a standard deviation across folds. Std is the
+// population standard deviation (divided by the number of folds), as
+// Surprise's cross_validate reports it.
+type MeanStd struct {
+	Mean Float `json:"mean"`
+	Std  Float `json:"std"`
+}
+
+// CVSummary is one predictor's scores across folds.
+type CVSummary struct {
+	Name       string  `json:"name"`
+	Folds      int     `json:"folds"`
+	RMSE       MeanStd `json:"rmse"`
+	MAE        MeanStd `json:"mae"`
+	URR        MeanStd `json:"urr"`
+	FitSeconds MeanStd `json:"fit_seconds"`
+}
+
+// CVResults are the results of every fold and their summary.
+type CVResults struct {
+	Dataset string        `json:"dataset"`
+	Scale   dataset.Scale `json:"scale"`
+	Summary []CVSummary   `json:"summary"`
+	Folds   []*Results    `json:"folds"`
+}
+
+// CrossValidate evaluates the predictors on each fold in turn (refitting them
+// on each fold's training rows) and summarises each metric as mean ± std
+// across folds.
+func CrossValidate(ctx context.Context, d *dataset.Dataset, folds []*split.Split, ps []Predictor, opt Options) (*CVResults, error) {
+	if len(folds) == 0 {
+		return nil, errors.New("cross-validate: no folds")
+	}
+	cv := &CVResults{}
+	for k, s := range folds {
+		if opt.Progress != nil {
+			fmt.Fprintf(opt.Progress, "fold %d/%d\n", k+1, len(folds))
+		}
+		r, err := Evaluate(ctx, d, s, ps, opt)
+		if err != nil {
+			return nil, fmt.Errorf("cross-validate fold %d: %w", k+1, err)
+		}
+		cv.Folds = append(cv.Folds, r)
+	}
+	cv.Dataset, cv.Scale = cv.Folds[0].Dataset, cv.Folds[0].Scale
+	for pi, p := range cv.Folds[0].Predictors {
+		var rmse, mae, urr, fit []float64
+		for _, f := range cv.Folds {
+			q := f.Predictors[pi]
+			rmse = append(rmse, float64(q.RMSE))
+			mae = append(mae, float64(q.MAE))
+			urr = append(urr, float64(q.URR))
+			fit = append(fit, q.FitSeconds)
+		}
+		cv.Summary = append(cv.Summary, CVSummary{Name: p.Name, Folds: len(cv.Folds),
+			RMSE: meanStdOf(rmse), MAE: meanStdOf(mae), URR: meanStdOf(urr), FitSeconds: meanStdOf(fit)})
+	}
+	return cv, nil
+}
+
+func meanStdOf(v []float64) MeanStd {
+	m, s := meanStd(v)
+	return MeanStd{Float(m), Float(s)}
+}
+
+// WriteJSON writes the cross-validation results as indented JSON.
+func (cv *CVResults) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(cv)
+}
+
+// WriteTable writes mean ± std per predictor as a plain-text table.
+func (cv *CVResults) WriteTable(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "%s — %d-fold cross-validation (%s)\n", cv.Dataset, len(cv.Folds), cv.foldWords())
+	fmt.Fprintf(bw, "%-12s %17s %17s %6s %8s\n", "model", "RMSE", "MAE", "URR", "fit s")
+	for _, s := range cv.Summary {
+		fmt.Fprintf(bw, "%-12s %17s %17s %6s %8.2f\n", s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean), float64(s.FitSeconds.Mean))
+	}
+	return bw.Flush()
+}
+
+// WriteMarkdown writes report.md for a cross-validation run.
+func (cv *CVResults) WriteMarkdown(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "# Rating prediction: %s, %d-fold cross-validation\n\n", cv.Dataset, len(cv.Folds))
+	fmt.Fprintf(bw, "**Split.** %s. Each fold's model is trained on the other folds' rows only. Values are mean ± standard deviation across folds (population std, as Surprise reports); metrics are over valid answers.\n\n", capitalise(cv.foldWords()))
+	fmt.Fprintln(bw, "| model | RMSE | MAE | URR | fit s |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|")
+	for _, s := range cv.Summary {
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %.2f |\n", s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean), float64(s.FitSeconds.Mean))
+	}
+	fmt.Fprintln(bw, "\n**Per fold (RMSE):**")
+	fmt.Fprintln(bw)
+	fmt.Fprint(bw, "| model |")
+	for k := range cv.Folds {
+		fmt.Fprintf(bw, " fold %d |", k+1)
+	}
+	fmt.Fprint(bw, "\n|---|")
+	for range cv.Folds {
+		fmt.Fprint(bw, "---|")
+	}
+	fmt.Fprintln(bw)
+	for pi, s := range cv.Summary {
+		fmt.Fprintf(bw, "| %s |", s.Name)
+		for _, f := range cv.Folds {
+			fmt.Fprintf(bw, " %s |", f4(f.Predictors[pi].RMSE))
+		}
+		fmt.Fprintln(bw)
+	}
+	return bw.Flush()
+}
+
+// WriteFiles writes results.json and report.md into dir, atomically.
+func (cv *CVResults) WriteFiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "results.json"), cv.WriteJSON); err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(dir, "report.md"), cv.WriteMarkdown)
+}
+
+func (cv *CVResults) foldWords() string {
+	if len(cv.Folds) == 0 {
+		return "no folds"
+	}
+	s := cv.Folds[0].Split
+	return fmt.Sprintf("folds of protocol %q, seed %d, about %d test rows each", s.Protocol, s.Seed, s.Test)
+}
+
+func pm(m MeanStd) string { return f4(m.Mean) + " ± " + f4(m.Std) }

@@ -1,0 +1,232 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/dataset/split"
+)
+
+// Options tune Evaluate. The zero value is usable.
+type Options struct {
+	// Bootstrap is the number of user-level bootstrap resamples for the
+	// confidence intervals: 0 means 1000, a negative number disables them.
+	Bootstrap int `json:"bootstrap"`
+	// Level is the confidence level of the intervals; 0 means 0.95.
+	Level float64 `json:"level"`
+	// Seed drives the bootstrap.
+	Seed int64 `json:"seed"`
+	// PerUserRows keeps every user's metrics in the results (they are
+	// always summarised).
+	PerUserRows bool `json:"per_user_rows"`
+	// Progress, when set, receives one line per stage (fitting, predicting)
+	// with timings.
+	Progress io.Writer `json:"-"`
+}
+
+func (o Options) withDefaults() Options {
+	if o.Bootstrap == 0 {
+		o.Bootstrap = 1000
+	}
+	if o.Level == 0 {
+		o.Level = 0.95
+	}
+	return o
+}
+
+// SplitInfo describes the split evaluated on.
+type SplitInfo struct {
+	Protocol string `json:"protocol"`
+	Seed     int64  `json:"seed"`
+	Temporal bool   `json:"temporal"`
+	// HasTime reports whether the dataset carries timestamps.
+	HasTime   bool `json:"has_time"`
+	Users     int  `json:"users"`      // sampled (evaluated) users
+	TestUsers int  `json:"test_users"` // users with at least one test row
+	Train     int  `json:"train_rows"`
+	Test      int  `json:"test_rows"`
+	// Description says in words how the split was made.
+	Description string `json:"description"`
+}
+
+// PredictorResult is one predictor's scores on the test rows.
+type PredictorResult struct {
+	Name    string      `json:"name"`
+	N       int         `json:"n"`       // test rows
+	Valid   int         `json:"valid"`   // valid answers
+	RMSE    Float       `json:"rmse"`    // over valid answers
+	MAE     Float       `json:"mae"`     // over valid answers
+	URR     Float       `json:"urr"`     // share of invalid answers
+	CI      BootstrapCI `json:"ci"`      // user-level bootstrap
+	PerUser struct {
+		RMSE Summary      `json:"rmse"`
+		MAE  Summary      `json:"mae"`
+		Rows []UserMetric `json:"rows,omitempty"`
+	} `json:"per_user"`
+	Histogram      Histogram `json:"histogram"`
+	FitSeconds     float64   `json:"fit_seconds"`
+	PredictSeconds float64   `json:"predict_seconds"`
+}
+
+// Results is everything Evaluate measured; it marshals to results.json.
+type Results struct {
+	Dataset    string            `json:"dataset"`
+	Scale      dataset.Scale     `json:"scale"`
+	Split      SplitInfo         `json:"split"`
+	Options    Options           `json:"options"`
+	Predictors []PredictorResult `json:"predictors"`
+}
+
+// Evaluate fits every predictor on the split's training rows, asks it for
+// every test row and scores the answers. Predictors run one after another in
+// the given order; the context is checked between them and passed to Fit.
+func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Predictor, opt Options) (*Results, error) {
+	if d == nil || s == nil {
+		return nil, errors.New("evaluate: nil dataset or split")
+	}
+	if err := checkSplit(d, s); err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+	}
+	opt = opt.withDefaults()
+	if opt.Level <= 0 || opt.Level >= 1 {
+		return nil, fmt.Errorf("evaluate: confidence level %g outside (0, 1)", opt.Level)
+	}
+	r := &d.Ratings
+	users := make([]int32, len(s.Test))
+	items := make([]int32, len(s.Test))
+	truth := make([]float64, len(s.Test))
+	for k, row := range s.Test {
+		users[k], items[k], truth[k] = r.User[row], r.Item[row], float64(r.Value[row])
+	}
+	res := &Results{Dataset: d.Name, Scale: d.Scale, Split: describeSplit(d, s, users), Options: opt}
+	for _, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+		name := p.Name()
+		progress(opt.Progress, "%s: fitting on %d rows", name, len(s.Train))
+		t0 := time.Now()
+		if err := p.Fit(ctx, d, s.Train); err != nil {
+			return nil, fmt.Errorf("evaluate: fit %s: %w", name, err)
+		}
+		fit := time.Since(t0)
+		progress(opt.Progress, "%s: fitted in %.2fs; predicting %d rows", name, fit.Seconds(), len(s.Test))
+		t0 = time.Now()
+		pred := make([]float64, len(s.Test))
+		if bp, ok := p.(BatchPredictor); ok {
+			if err := bp.PredictBatch(ctx, users, items, pred); err != nil {
+				return nil, fmt.Errorf("evaluate: predict %s: %w", name, err)
+			}
+		} else {
+			for k := range pred {
+				pred[k] = p.Predict(users[k], items[k])
+			}
+		}
+		pt := time.Since(t0)
+		pr := Score(d.Scale, users, pred, truth, opt)
+		pr.Name = name
+		pr.FitSeconds, pr.PredictSeconds = fit.Seconds(), pt.Seconds()
+		progress(opt.Progress, "%s: RMSE %.4f MAE %.4f (%.2fs)", name, float64(pr.RMSE), float64(pr.MAE), pt.Seconds())
+		res.Predictors = append(res.Predictors, pr)
+	}
+	return res, nil
+}
+
+// Score computes every metric of one predictor's answers: pred[k] answers
+// test row k of user users[k] whose true rating is truth[k]. The Name and
+// timings of the result are left empty.
+func Score(sc dataset.Scale, users []int32, pred, truth []float64, opt Options) PredictorResult {
+	opt = opt.withDefaults()
+	var pr PredictorResult
+	pr.N = len(pred)
+	for _, p := range pred {
+		if IsValid(p) {
+			pr.Valid++
+		}
+	}
+	pr.RMSE, pr.MAE, pr.URR = Float(RMSE(pred, truth)), Float(MAE(pred, truth)), Float(URR(pred))
+	pr.CI = Bootstrap(users, pred, truth, max(0, opt.Bootstrap), opt.Level, opt.Seed)
+	pu := PerUser(users, pred, truth)
+	rm := make([]float64, len(pu))
+	ma := make([]float64, len(pu))
+	for k, m := range pu {
+		rm[k], ma[k] = float64(m.RMSE), float64(m.MAE)
+	}
+	pr.PerUser.RMSE, pr.PerUser.MAE = Summarize(rm), Summarize(ma)
+	if opt.PerUserRows {
+		pr.PerUser.Rows = pu
+	}
+	pr.Histogram = CompareHistograms(sc, pred, truth)
+	return pr
+}
+
+// checkSplit makes sure every row index is inside the ratings table.
+func checkSplit(d *dataset.Dataset, s *split.Split) error {
+	n := int32(d.Ratings.Len())
+	for _, part := range []struct {
+		name string
+		rows []int32
+	}{{"train", s.Train}, {"test", s.Test}} {
+		for k, row := range part.rows {
+			if row < 0 || row >= n {
+				return fmt.Errorf("split %s row %d (position %d) outside ratings table of %d rows", part.name, row, k, n)
+			}
+		}
+	}
+	if len(s.Test) == 0 {
+		return errors.New("split has no test rows")
+	}
+	return nil
+}
+
+func describeSplit(d *dataset.Dataset, s *split.Split, testUsers []int32) SplitInfo {
+	u := slices.Clone(testUsers)
+	slices.Sort(u)
+	u = slices.Compact(u)
+	info := SplitInfo{
+		Protocol: s.Protocol, Seed: s.Seed, Temporal: s.Temporal, HasTime: d.HasTime(),
+		Users: len(s.Users), TestUsers: len(u), Train: len(s.Train), Test: len(s.Test),
+	}
+	info.Description = describe(info, d.NumUsers())
+	return info
+}
+
+// describe says in words how the split was made.
+func describe(in SplitInfo, allUsers int) string {
+	share := 100 * float64(in.Test) / math.Max(1, float64(in.Train+in.Test))
+	var how string
+	switch {
+	case in.Temporal:
+		how = "per-user temporal split: each evaluated user's oldest ratings train, the newest are test"
+	case !in.HasTime:
+		how = "random per-user split because the dataset has no timestamps"
+	default:
+		how = "seeded random split (timestamps not used)"
+	}
+	switch in.Protocol {
+	case "paper":
+		return fmt.Sprintf("paper protocol: %d users sampled (seed %d) out of %d; %s; training holds %d rows, test %d rows of %d users (%.1f%% of the rows in the split)",
+			in.Users, in.Seed, allUsers, how, in.Train, in.Test, in.TestUsers, share)
+	case "random":
+		return fmt.Sprintf("global random split (seed %d): %.1f%% of all ratings held out at random as test (%d rows of %d users), %d rows train",
+			in.Seed, share, in.Test, in.TestUsers, in.Train)
+	default:
+		if !in.Temporal {
+			how = "rows assigned to train or test at random"
+		}
+		return fmt.Sprintf("%s split (seed %d): %d train rows, %d test rows of %d users (%.1f%%); %s",
+			in.Protocol, in.Seed, in.Train, in.Test, in.TestUsers, share, how)
+	}
+}
+
+func progress(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
