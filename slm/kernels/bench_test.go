@@ -1,0 +1,53 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchShapes are the float32 matmul shapes that matter: the classic cube,
+// a SmolLM2-135M MLP projection over a 128-token prefill (both ways), and
+// the vocabulary projection of one decoded token (matrix-vector).
+var benchShapes = []struct {
+	name    string
+	m, n, k int
+}{
+	{"1024x1024x1024", 1024, 1024, 1024},
+	{"128x1536x576", 128, 1536, 576},
+	{"128x576x1536", 128, 576, 1536},
+	{"1x49152x576", 1, 49152, 576},
+}
+
+// BenchmarkMatMulNT measures MatMulNT for every shape, implementation and
+// thread count; GFLOPS is 2mnk per second. The reference is only run on the
+// small shapes (it takes seconds on the cube).
+func BenchmarkMatMulNT(b *testing.B) {
+	for _, s := range benchShapes {
+		r := rand.New(rand.NewPCG(1, 1))
+		a := randSlice(r, s.m*s.k)
+		w := randSlice(r, s.n*s.k)
+		c := make([]float32, s.m*s.n)
+		impls := append([]Impl{Reference}, fastImpls()...)
+		for _, im := range impls {
+			for _, th := range []int{1, 2} {
+				if im == Reference && th == 2 {
+					continue // the reference is single-threaded
+				}
+				b.Run(fmt.Sprintf("%s/%v/threads=%d", s.name, im, th), func(b *testing.B) {
+					if im == Reference && s.m*s.n*s.k > 1<<27 && testing.Short() {
+						b.Skip("reference on the cube is slow; run without -short")
+					}
+					defer SetImpl(SetImpl(im))
+					prevT := Threads()
+					SetThreads(th)
+					defer SetThreads(prevT)
+					for b.Loop() {
+						MatMulNT(c, a, w, s.m, s.n, s.k)
+					}
+					b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package kernels
+
+import "sync"
+
+// Blocking parameters of the GEMM driver (see the package documentation).
+const (
+	mr      = 6    // rows of the register tile
+	nr      = 16   // columns of the register tile (two ymm vectors)
+	kcBlock = 256  // depth of one packed panel pair
+	mcBlock = 144  // rows of A packed at once (mcBlock×kcBlock floats ≈ 144 KiB: L2)
+	ncBlock = 3072 // columns of B packed at once (kcBlock×ncBlock floats = 3 MiB: L3)
+
+	// smallM: MatMulNT with at most this many rows computes dot products
+	// of whole rows instead of packing (decode: b is streamed once).
+	smallM = 4
+	// minParallelFlops: below this many multiply-adds a call runs on one
+	// goroutine; starting goroutines costs a few microseconds.
+	minParallelFlops = 1 << 17
+)
+
+// gemm describes one call: c[m×n] (+)= op(a)·op(b) where op(a)(i,p) is
+// a[i*lda+p], or a[p*lda+i] when ta; op(b)(p,j) is b[p*ldb+j], or
+// b[j*ldb+p] when tb.
+type gemm struct {
+	m, n, k int
+	a       []float32
+	lda     int
+	ta      bool
+	b       []float32
+	ldb     int
+	tb      bool
+	c       []float32
+	ldc     int
+	acc     bool
+}
+
+var bufPool = sync.Pool{New: func() any { return new([]float32) }}
+
+func getBuf(n int) *[]float32 {
+	p := bufPool.Get().(*[]float32)
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+// workers returns how many goroutines a call with the given multiply-adds
+// should use, at most max.
+func workers(flops, max int) int {
+	t := Threads()
+	if t > max {
+		t = max
+	}
+	if flops < minParallelFlops || t < 1 {
+		return 1
+	}
+	return t
+}
+
+// parallelFor runs f(lo, hi) over [0, n) split into t contiguous ranges
+// whose bounds are multiples of align (except the end).
+func parallelFor(n, align, t int, f func(lo, hi int)) {
+	chunk := (n + t - 1) / t
+	chunk = (chunk + align - 1) / align * align
+	if t <= 1 || chunk >= n {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for lo := chunk; lo < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, min(lo+chunk, n))
+	}
+	f(0, chunk)
+	wg.Wait()
+}
+
+// parallel splits C among goroutines and runs the blocked algorithm on each
+// part. Splitting the columns makes every goroutine pack all of A and its
+// own columns of B; splitting the rows, all of B and its rows of A; so it
+// splits the larger of m and n, duplicating the smaller operand's packing.
+func (g *gemm) parallel() {
+	if g.n >= g.m {
+		t := workers(g.m*g.n*g.k, (g.n+nr-1)/nr)
+		parallelFor(g.n, nr, t, func(lo, hi int) { g.block(0, g.m, lo, hi) })
+	} else {
+		t := workers(g.m*g.n*g.k, (g.m+mr-1)/mr)
+		parallelFor(g.m, mr, t, func(lo, hi int) { g.block(lo, hi, 0, g.n) })
+	}
+}
+
+// block computes rows [i0,i1) and columns [j0,j1) of C on one goroutine:
+// the five loops around the micro-kernel of Goto and van de Geijn (BLIS).
+func (g *gemm) block(i0, i1, j0, j1 int) {
+	pa := getBuf(mcBlock * kcBlock)
+	defer bufPool.Put(pa)
+	ncMax := min(ncBlock, (j1-j0+nr-1)/nr*nr)
+	pb := getBuf(kcBlock * ncMax)
+	defer bufPool.Put(pb)
+	bufA, bufB := *pa, *pb
+	var tmp [mr * nr]float32
+	asm := useAsm()
+
+	for jc := j0; jc < j1; jc += ncBlock {
+		nc := min(ncBlock, j1-jc)
+		for pc := 0; pc < g.k; pc += kcBlock {
+			kc := min(kcBlock, g.k-pc)
+			g.packB(bufB, pc, kc, jc, nc)
+			accum := g.acc || pc > 0
+			for ic := i0; ic < i1; ic += mcBlock {
+				mc := min(mcBlock, i1-ic)
+				g.packA(bufA, ic, mc, pc, kc)
+				for jr := 0; jr < nc; jr += nr {
+					bp := bufB[jr*kc : (jr+nr)*kc]
+					nn := min(nr, nc-jr)
+					for ir := 0; ir < mc; ir += mr {
+						ap := bufA[ir*kc : (ir+mr)*kc]
+						mm := min(mr, mc-ir)
+						off := (ic+ir)*g.ldc + jc + jr
+						if mm == mr && nn == nr {
+							// Full tile: the kernel writes C in place.
+							cc := g.c[off : off+(mr-1)*g.ldc+nr]
+							if asm {
+								gemmKernel6x16(kc, &ap[0], &bp[0], &cc[0], g.ldc, b2i(accum))
+							} else {
+								kernelGo(kc, ap, bp, cc, g.ldc, accum)
+							}
+							continue
+						}
+						// Edge tile: compute the whole tile into tmp
+						// (packing padded it with zeros), keep its
+						// valid part.
+						if asm {
+							gemmKernel6x16(kc, &ap[0], &bp[0], &tmp[0], nr, 0)
+						} else {
+							kernelGo(kc, ap, bp, tmp[:], nr, false)
+						}
+						for i := 0; i < mm; i++ {
+							row := g.c[off+i*g.ldc : off+i*g.ldc+nn]
+							t := tmp[i*nr : i*nr+nn]
+							if accum {
+								for j := range row {
+									row[j] += t[j]
+								}
+							} else {
+								copy(row, t)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// packA copies op(a) rows [ic, ic+mc) × depth [pc, pc+kc) into dst as
+// micro-panels of mr rows: panel r holds dst[r*mr*kc + p*mr + i] =
+// op(a)(ic+r*mr+i, pc+p), zero beyond row mc.
+func (g *gemm) packA(dst []float32, ic, mc, pc, kc int) {
+	for ir := 0; ir < mc; ir += mr {
+		mm := min(mr, mc-ir)
+		panel := dst[ir*kc : (ir+mr)*kc]
+		if g.ta {
+			for p := 0; p < kc; p++ {
+				src := g.a[(pc+p)*g.lda+ic+ir:]
+				d := panel[p*mr : p*mr+mr]
+				copy(d, src[:mm])
+				clear(d[mm:])
+			}
+			continue
+		}
+		for i := 0; i < mm; i++ {
+			src := g.a[(ic+ir+i)*g.lda+pc:]
+			src = src[:kc]
+			for p, v := range src {
+				panel[p*mr+i] = v
+			}
+		}
+		for i := mm; i < mr; i++ {
+			for p := 0; p < kc; p++ {
+				panel[p*mr+i] = 0
+			}
+		}
+	}
+}
+
+// packB copies op(b) depth [pc, pc+kc) × columns [jc, jc+nc) into dst as
+// micro-panels of nr columns: panel r holds dst[r*nr*kc + p*nr + j] =
+// op(b)(pc+p, jc+r*nr+j), zero beyond column nc.
+func (g *gemm) packB(dst []float32, pc, kc, jc, nc int) {
+	for jr := 0; jr < nc; jr += nr {
+		nn := min(nr, nc-jr)
+		panel := dst[jr*kc : (jr+nr)*kc]
+		if !g.tb {
+			for p := 0; p < kc; p++ {
+				src := g.b[(pc+p)*g.ldb+jc+jr:]
+				d := panel[p*nr : p*nr+nr]
+				copy(d, src[:nn])
+				clear(d[nn:])
+			}
+			continue
+		}
+		for j := 0; j < nn; j++ {
+			src := g.b[(jc+jr+j)*g.ldb+pc:]
+			src = src[:kc]
+			for p, v := range src {
+				panel[p*nr+j] = v
+			}
+		}
+		for j := nn; j < nr; j++ {
+			for p := 0; p < kc; p++ {
+				panel[p*nr+j] = 0
+			}
+		}
+	}
+}
+
+// kernelGo is the portable micro-kernel: the same contract as the assembly
+// gemmKernel6x16. It keeps the tile in a local array and updates it one
+// rank-1 product at a time.
+func kernelGo(kc int, a, b, c []float32, ldc int, acc bool) {
+	var t [mr * nr]float32
+	a = a[:kc*mr]
+	b = b[:kc*nr]
+	for p := 0; p < kc; p++ {
+		bp := (*[nr]float32)(b[p*nr:])
+		ap := (*[mr]float32)(a[p*mr:])
+		for i := 0; i < mr; i++ {
+			ai := ap[i]
+			ti := (*[nr]float32)(t[i*nr:])
+			for j := 0; j < nr; j++ {
+				ti[j] += ai * bp[j]
+			}
+		}
+	}
+	for i := 0; i < mr; i++ {
+		row := c[i*ldc : i*ldc+nr]
+		ti := t[i*nr : i*nr+nr]
+		if acc {
+			for j := range row {
+				row[j] += ti[j]
+			}
+		} else {
+			copy(row, ti)
+		}
+	}
+}
+
+// rowDots computes C = A·Bᵀ (+C) for few rows of A as dot products of whole
+// rows, splitting the rows of B among goroutines: every weight row is read
+// once from memory (four at a time, for all rows of A) while the rows of A
+// stay in cache.
+func (g *gemm) rowDots() {
+	t := workers(g.m*g.n*g.k, (g.n+3)/4)
+	parallelFor(g.n, 4, t, func(lo, hi int) {
+		k := g.k
+		asm := useAsm() && k >= 8
+		k8 := k &^ 7
+		var out [4]float32
+		set := func(i, j int, s float32) {
+			if g.acc {
+				g.c[i*g.ldc+j] += s
+			} else {
+				g.c[i*g.ldc+j] = s
+			}
+		}
+		j := lo
+		if asm {
+			for ; j+4 <= hi; j += 4 {
+				bq := g.b[j*k : (j+4)*k]
+				for i := 0; i < g.m; i++ {
+					arow := g.a[i*k : i*k+k]
+					dot4AVX2(&arow[0], &bq[0], k, k8, &out[0])
+					for r := 0; r < 4; r++ {
+						s := out[r]
+						if k8 < k {
+							s += dotGo(arow[k8:], bq[r*k+k8:(r+1)*k])
+						}
+						set(i, j+r, s)
+					}
+				}
+			}
+		}
+		for ; j < hi; j++ {
+			brow := g.b[j*k : (j+1)*k]
+			for i := 0; i < g.m; i++ {
+				set(i, j, dot(g.a[i*k:i*k+k], brow))
+			}
+		}
+	})
+}
+
+// vecMat computes c[1×n] (+)= a[1×k]·b[k×n] as k axpy updates of c,
+// splitting the columns among goroutines.
+func (g *gemm) vecMat() {
+	t := workers(g.n*g.k, (g.n+63)/64)
+	parallelFor(g.n, 64, t, func(lo, hi int) {
+		c := g.c[lo:hi]
+		if !g.acc {
+			clear(c)
+		}
+		for p := 0; p < g.k; p++ {
+			axpy(g.a[p], g.b[p*g.ldb+lo:p*g.ldb+hi], c)
+		}
+	})
+}

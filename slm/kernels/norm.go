@@ -1,0 +1,55 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// RMSNorm normalizes one row: out[i] = x[i] / sqrt(mean(x²)+eps) · w[i].
+// out may be x.
+func RMSNorm(out, x, w []float32, eps float32) {
+	checkLen("RMSNorm", "out", len(out), len(x))
+	checkLen("RMSNorm", "w", len(w), len(x))
+	if useRef() || len(x) == 0 {
+		refRMSNorm(out, x, w, eps)
+		return
+	}
+	ss := dot(x, x)
+	r := float32(1 / math.Sqrt(float64(ss/float32(len(x))+eps)))
+	out = out[:len(x)]
+	w = w[:len(x)]
+	for i, v := range x {
+		out[i] = v * r * w[i]
+	}
+}
+
+// Softmax replaces x by softmax(x), subtracting the maximum first so that
+// large logits do not overflow. A row containing +Inf or NaN gives NaNs.
+func Softmax(x []float32) {
+	if useRef() || len(x) == 0 {
+		refSoftmax(x)
+		return
+	}
+	mx := x[0]
+	for _, v := range x[1:] {
+		if v > mx {
+			mx = v
+		}
+	}
+	var sum float32
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - mx)))
+		x[i] = e
+		sum += e
+	}
+	Scale(1/sum, x)
+}
+
+// SiLUMul computes out[i] = silu(gate[i])·up[i], silu(g) = g/(1+e^-g), the
+// SwiGLU activation. out may alias gate or up.
+func SiLUMul(out, gate, up []float32) {
+	if len(up) < len(gate) || len(out) < len(gate) {
+		panic(fmt.Sprintf("kernels.SiLUMul: len(out)=%d len(gate)=%d len(up)=%d", len(out), len(gate), len(up)))
+	}
+	refSiLUMul(out, gate, up)
+}
