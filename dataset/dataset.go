@@ -9,6 +9,7 @@
 package dataset
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -85,6 +86,9 @@ type User struct {
 	Age        int    `json:"age,omitempty"`
 	Occupation string `json:"occupation,omitempty"`
 	Zip        string `json:"zip,omitempty"`
+	// AgeGroup is the age range a coded age stands for, e.g. "25-34" for
+	// MovieLens-1M's code 25; empty when Age is an exact age (100K).
+	AgeGroup string `json:"age_group,omitempty"`
 }
 
 // Ratings is the columnar table of rating events. Row r says that user
@@ -176,4 +180,154 @@ func (d *Dataset) Append(user, item int32, value float32, t int64, withTime bool
 	if r.Time != nil {
 		r.Time = append(r.Time, t)
 	}
+}
+
+// Index groups rating rows by user or by item in compressed sparse row form:
+// the rows of group g are Rows[Offsets[g]:Offsets[g+1]], in increasing row
+// order (that is, in file order).
+type Index struct {
+	Offsets []int32 // len = number of groups + 1
+	Rows    []int32 // row numbers into Ratings
+}
+
+// Of returns the rows of group g. The slice aliases the index; do not modify.
+func (ix *Index) Of(g int32) []int32 { return ix.Rows[ix.Offsets[g]:ix.Offsets[g+1]] }
+
+// Len returns the number of rows of group g.
+func (ix *Index) Len(g int32) int { return int(ix.Offsets[g+1] - ix.Offsets[g]) }
+
+// Groups returns the number of groups.
+func (ix *Index) Groups() int { return len(ix.Offsets) - 1 }
+
+// UserRows builds the per-user index of rating rows. It takes time linear in
+// the number of ratings; callers that need it often should keep the result.
+func (d *Dataset) UserRows() *Index { return buildIndex(d.Ratings.User, len(d.Users)) }
+
+// ItemRows builds the per-item index of rating rows, as UserRows does for users.
+func (d *Dataset) ItemRows() *Index { return buildIndex(d.Ratings.Item, len(d.Items)) }
+
+// UserCounts returns the number of ratings of each user.
+func (d *Dataset) UserCounts() []int { return counts(d.Ratings.User, len(d.Users)) }
+
+// ItemCounts returns the number of ratings of each item.
+func (d *Dataset) ItemCounts() []int { return counts(d.Ratings.Item, len(d.Items)) }
+
+// RatedItems returns the number of items with at least one rating.
+func (d *Dataset) RatedItems() int {
+	n := 0
+	for _, c := range d.ItemCounts() {
+		if c > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func counts(col []int32, n int) []int {
+	c := make([]int, n)
+	for _, g := range col {
+		if g >= 0 && int(g) < n {
+			c[g]++
+		}
+	}
+	return c
+}
+
+// buildIndex is a counting sort of row numbers by group; out-of-range groups
+// are left out (Validate reports them).
+func buildIndex(col []int32, n int) *Index {
+	off := make([]int32, n+1)
+	for _, g := range col {
+		if g >= 0 && int(g) < n {
+			off[g+1]++
+		}
+	}
+	for g := 0; g < n; g++ {
+		off[g+1] += off[g]
+	}
+	rows := make([]int32, off[n])
+	next := make([]int32, n)
+	copy(next, off[:n])
+	for r, g := range col {
+		if g >= 0 && int(g) < n {
+			rows[next[g]] = int32(r)
+			next[g]++
+		}
+	}
+	return &Index{Offsets: off, Rows: rows}
+}
+
+// Validate checks the dataset's internal consistency: column lengths agree,
+// every rating row names an existing user and item and a value on the scale,
+// and identifiers are unique. It returns all problems found, joined.
+func (d *Dataset) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) {
+		if len(errs) < 20 {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	s := d.Scale
+	if !(s.Max > s.Min) || s.Step < 0 || math.IsNaN(s.Min) || math.IsInf(s.Max, 0) || math.IsInf(s.Min, 0) {
+		add("invalid scale %v", s)
+	}
+	r := &d.Ratings
+	n := len(r.User)
+	if len(r.Item) != n || len(r.Value) != n || (r.Time != nil && len(r.Time) != n) {
+		add("rating columns differ in length: user %d, item %d, value %d, time %d", n, len(r.Item), len(r.Value), len(r.Time))
+		return errors.Join(errs...)
+	}
+	for i := 0; i < n; i++ {
+		if u := r.User[i]; u < 0 || int(u) >= len(d.Users) {
+			add("rating row %d: user index %d out of range [0,%d)", i, u, len(d.Users))
+		}
+		if it := r.Item[i]; it < 0 || int(it) >= len(d.Items) {
+			add("rating row %d: item index %d out of range [0,%d)", i, it, len(d.Items))
+		}
+		if v := float64(r.Value[i]); !s.Valid(v) {
+			add("rating row %d: value %g not on scale %v", i, v, s)
+		}
+	}
+	seen := make(map[string]bool, len(d.Users))
+	for i, u := range d.Users {
+		if seen[u.ID] {
+			add("user %d: duplicate id %q", i, u.ID)
+		}
+		seen[u.ID] = true
+		if j, ok := d.userIndex[u.ID]; d.userIndex != nil && (!ok || int(j) != i) {
+			add("user %d: id %q not indexed", i, u.ID)
+		}
+	}
+	clear(seen)
+	for i, it := range d.Items {
+		if seen[it.ID] {
+			add("item %d: duplicate id %q", i, it.ID)
+		}
+		seen[it.ID] = true
+		if j, ok := d.itemIndex[it.ID]; d.itemIndex != nil && (!ok || int(j) != i) {
+			add("item %d: id %q not indexed", i, it.ID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reindex rebuilds the identifier indices behind UserIndex and ItemIndex from
+// Users and Items. Call it after building or editing those slices directly
+// rather than through AddUser and AddItem. It reports a duplicate identifier.
+func (d *Dataset) Reindex() error {
+	d.userIndex = make(map[string]int32, len(d.Users))
+	for i, u := range d.Users {
+		if _, dup := d.userIndex[u.ID]; dup {
+			return fmt.Errorf("user %d: duplicate id %q", i, u.ID)
+		}
+		d.userIndex[u.ID] = int32(i)
+	}
+	d.itemIndex = make(map[string]int32, len(d.Items))
+	for i, it := range d.Items {
+		if _, dup := d.itemIndex[it.ID]; dup {
+			return fmt.Errorf("item %d: duplicate id %q", i, it.ID)
+		}
+		d.itemIndex[it.ID] = int32(i)
+	}
+	return nil
 }
