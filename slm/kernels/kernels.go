@@ -120,7 +120,9 @@ func checkMatMul(fn string, c, a, b []float32, m, n, k int) {
 
 // MatMulNT computes c[m×n] = a[m×k] · b[n×k]ᵀ (row-major): activations
 // times transposed weights, the forward pass of a linear layer.
-func MatMulNT(c, a, b []float32, m, n, k int) { matMul("MatMulNT", c, a, b, m, n, k, false, true, false) }
+func MatMulNT(c, a, b []float32, m, n, k int) {
+	matMul("MatMulNT", c, a, b, m, n, k, false, true, false)
+}
 
 // MatMulNTAcc computes c[m×n] += a[m×k] · b[n×k]ᵀ.
 func MatMulNTAcc(c, a, b []float32, m, n, k int) {
@@ -128,7 +130,9 @@ func MatMulNTAcc(c, a, b []float32, m, n, k int) {
 }
 
 // MatMulNN computes c[m×n] = a[m×k] · b[k×n].
-func MatMulNN(c, a, b []float32, m, n, k int) { matMul("MatMulNN", c, a, b, m, n, k, false, false, false) }
+func MatMulNN(c, a, b []float32, m, n, k int) {
+	matMul("MatMulNN", c, a, b, m, n, k, false, false, false)
+}
 
 // MatMulNNAcc computes c[m×n] += a[m×k] · b[k×n].
 func MatMulNNAcc(c, a, b []float32, m, n, k int) {
@@ -136,7 +140,9 @@ func MatMulNNAcc(c, a, b []float32, m, n, k int) {
 }
 
 // MatMulTN computes c[m×n] = a[k×m]ᵀ · b[k×n].
-func MatMulTN(c, a, b []float32, m, n, k int) { matMul("MatMulTN", c, a, b, m, n, k, true, false, false) }
+func MatMulTN(c, a, b []float32, m, n, k int) {
+	matMul("MatMulTN", c, a, b, m, n, k, true, false, false)
+}
 
 // MatMulTNAcc computes c[m×n] += a[k×m]ᵀ · b[k×n].
 func MatMulTNAcc(c, a, b []float32, m, n, k int) {

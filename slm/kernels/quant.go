@@ -1,0 +1,288 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Block layouts of ggml's quantized types (ggml-common.h), little endian.
+const (
+	// Q8_0: 32 weights per block = float16 scale d, then 32 int8 q;
+	// w = d·q.
+	BlockQ8_0 = 32
+	SizeQ8_0  = 2 + 32
+	// Q4_0: 32 weights per block = float16 scale d, then 16 bytes: low
+	// nibbles are weights 0..15, high nibbles 16..31; w = d·(q-8).
+	BlockQ4_0 = 32
+	SizeQ4_0  = 2 + 16
+	// Q4_K: super-blocks of 256 = float16 d, float16 dmin, 12 bytes of
+	// 6-bit scales and mins for 8 sub-blocks of 32, 128 bytes of nibbles;
+	// w = d·sc·q - dmin·m.
+	BlockQ4K = 256
+	SizeQ4K  = 2 + 2 + 12 + 128
+	// Q6_K: super-blocks of 256 = 128 bytes low 4 bits, 64 bytes high 2
+	// bits, 16 int8 scales (one per 16 weights), float16 d;
+	// w = d·sc·(q-32).
+	BlockQ6K = 256
+	SizeQ6K  = 128 + 64 + 16 + 2
+)
+
+func half(b []byte) float32 { return f16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
+
+func putHalf(b []byte, f float32) {
+	h := f32ToF16(f)
+	b[0], b[1] = byte(h), byte(h>>8)
+}
+
+// checkQuant validates a quantized buffer of len(dst) values.
+func checkQuant(fn string, nvals, nbytes, block, size int) {
+	if nvals%block != 0 {
+		panic(fmt.Sprintf("kernels.%s: %d values is not a multiple of the block size %d", fn, nvals, block))
+	}
+	checkLen(fn, "quantized data", nbytes, nvals/block*size)
+}
+
+// QuantizeQ8_0 quantizes src (len a multiple of 32) into Q8_0 blocks, as
+// ggml's quantize_row_q8_0_ref does: d = max|x|/127, q = round(x/d).
+func QuantizeQ8_0(dst []byte, src []float32) {
+	checkQuant("QuantizeQ8_0", len(src), len(dst), BlockQ8_0, SizeQ8_0)
+	for bi := 0; bi < len(src)/BlockQ8_0; bi++ {
+		x := src[bi*BlockQ8_0 : (bi+1)*BlockQ8_0]
+		y := dst[bi*SizeQ8_0 : (bi+1)*SizeQ8_0]
+		var amax float32
+		for _, v := range x {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		putHalf(y, d)
+		for j, v := range x {
+			y[2+j] = byte(int8(math.Round(float64(v * id))))
+		}
+	}
+}
+
+// DequantizeQ8_0 expands Q8_0 blocks into len(dst) float32 values.
+func DequantizeQ8_0(dst []float32, src []byte) {
+	checkQuant("DequantizeQ8_0", len(dst), len(src), BlockQ8_0, SizeQ8_0)
+	for bi := 0; bi < len(dst)/BlockQ8_0; bi++ {
+		y := dst[bi*BlockQ8_0 : (bi+1)*BlockQ8_0]
+		x := src[bi*SizeQ8_0 : (bi+1)*SizeQ8_0]
+		d := half(x)
+		for j := range y {
+			y[j] = d * float32(int8(x[2+j]))
+		}
+	}
+}
+
+// QuantizeQ4_0 quantizes src (len a multiple of 32) into Q4_0 blocks, as
+// ggml's quantize_row_q4_0_ref does: the value of largest magnitude maps
+// to -8.
+func QuantizeQ4_0(dst []byte, src []float32) {
+	checkQuant("QuantizeQ4_0", len(src), len(dst), BlockQ4_0, SizeQ4_0)
+	for bi := 0; bi < len(src)/BlockQ4_0; bi++ {
+		x := src[bi*BlockQ4_0 : (bi+1)*BlockQ4_0]
+		y := dst[bi*SizeQ4_0 : (bi+1)*SizeQ4_0]
+		var amax, mx float32
+		for _, v := range x {
+			if a := float32(math.Abs(float64(v))); amax < a {
+				amax, mx = a, v
+			}
+		}
+		d := mx / -8
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		putHalf(y, d)
+		for j := 0; j < 16; j++ {
+			x0 := min(15, int8(x[j]*id+8.5))
+			x1 := min(15, int8(x[16+j]*id+8.5))
+			y[2+j] = byte(x0) | byte(x1)<<4
+		}
+	}
+}
+
+// DequantizeQ4_0 expands Q4_0 blocks into len(dst) float32 values.
+func DequantizeQ4_0(dst []float32, src []byte) {
+	checkQuant("DequantizeQ4_0", len(dst), len(src), BlockQ4_0, SizeQ4_0)
+	for bi := 0; bi < len(dst)/BlockQ4_0; bi++ {
+		y := dst[bi*BlockQ4_0 : (bi+1)*BlockQ4_0]
+		x := src[bi*SizeQ4_0 : (bi+1)*SizeQ4_0]
+		d := half(x)
+		for j := 0; j < 16; j++ {
+			y[j] = d * float32(int(x[2+j]&0xf)-8)
+			y[16+j] = d * float32(int(x[2+j]>>4)-8)
+		}
+	}
+}
+
+// scaleMinK4 unpacks the 6-bit scale and min of sub-block j of a Q4_K
+// super-block (ggml's get_scale_min_k4).
+func scaleMinK4(j int, q []byte) (sc, m byte) {
+	if j < 4 {
+		return q[j] & 63, q[j+4] & 63
+	}
+	return q[j+4]&0xf | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
+}
+
+// DequantizeQ4K expands Q4_K super-blocks into len(dst) float32 values.
+func DequantizeQ4K(dst []float32, src []byte) {
+	checkQuant("DequantizeQ4K", len(dst), len(src), BlockQ4K, SizeQ4K)
+	for bi := 0; bi < len(dst)/BlockQ4K; bi++ {
+		y := dst[bi*BlockQ4K : (bi+1)*BlockQ4K]
+		x := src[bi*SizeQ4K : (bi+1)*SizeQ4K]
+		d, dmin := half(x), half(x[2:])
+		scales, q := x[4:16], x[16:]
+		for j := 0; j < 4; j++ { // 64 weights: two sub-blocks sharing 32 bytes
+			sc, m := scaleMinK4(2*j, scales)
+			d1, m1 := d*float32(sc), dmin*float32(m)
+			sc, m = scaleMinK4(2*j+1, scales)
+			d2, m2 := d*float32(sc), dmin*float32(m)
+			qq := q[32*j : 32*j+32]
+			yy := y[64*j : 64*j+64]
+			for l, b := range qq {
+				yy[l] = d1*float32(b&0xf) - m1
+				yy[32+l] = d2*float32(b>>4) - m2
+			}
+		}
+	}
+}
+
+// DequantizeQ6K expands Q6_K super-blocks into len(dst) float32 values.
+func DequantizeQ6K(dst []float32, src []byte) {
+	checkQuant("DequantizeQ6K", len(dst), len(src), BlockQ6K, SizeQ6K)
+	for bi := 0; bi < len(dst)/BlockQ6K; bi++ {
+		y := dst[bi*BlockQ6K : (bi+1)*BlockQ6K]
+		x := src[bi*SizeQ6K : (bi+1)*SizeQ6K]
+		d := half(x[208:])
+		for h := 0; h < 2; h++ { // two halves of 128 weights
+			ql := x[64*h : 64*h+64]
+			qh := x[128+32*h : 128+32*h+32]
+			sc := x[192+8*h : 192+8*h+8]
+			yy := y[128*h : 128*h+128]
+			for l := 0; l < 32; l++ {
+				is := l / 16
+				q1 := int(ql[l]&0xf|(qh[l]>>0&3)<<4) - 32
+				q2 := int(ql[l+32]&0xf|(qh[l]>>2&3)<<4) - 32
+				q3 := int(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+				q4 := int(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+				yy[l] = d * float32(int8(sc[is])) * float32(q1)
+				yy[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+				yy[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+				yy[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			}
+		}
+	}
+}
+
+// quantType describes one block format to the shared matmul driver.
+type quantType struct {
+	name        string
+	block, size int
+	dequant     func(dst []float32, src []byte)
+	// dotAsm, if set, is an assembly dot product of nb*block float32
+	// activations with nb blocks.
+	dotAsm func(a *float32, b *byte, nb int) float32
+}
+
+var (
+	qQ8_0 = quantType{"MatMulNTQ8_0", BlockQ8_0, SizeQ8_0, DequantizeQ8_0, dotQ8_0AVX2}
+	qQ4_0 = quantType{"MatMulNTQ4_0", BlockQ4_0, SizeQ4_0, DequantizeQ4_0, nil}
+	qQ4K  = quantType{"MatMulNTQ4K", BlockQ4K, SizeQ4K, DequantizeQ4K, nil}
+	qQ6K  = quantType{"MatMulNTQ6K", BlockQ6K, SizeQ6K, DequantizeQ6K, nil}
+)
+
+// MatMulNTQ8_0 computes c[m×n] = a[m×k] · bᵀ where b holds n rows of k
+// weights (k a multiple of 32) as Q8_0 blocks.
+func MatMulNTQ8_0(c, a []float32, b []byte, m, n, k int) { matMulQ(qQ8_0, c, a, b, m, n, k) }
+
+// MatMulNTQ4_0 computes c[m×n] = a[m×k] · bᵀ with b in Q4_0 blocks.
+func MatMulNTQ4_0(c, a []float32, b []byte, m, n, k int) { matMulQ(qQ4_0, c, a, b, m, n, k) }
+
+// MatMulNTQ4K computes c[m×n] = a[m×k] · bᵀ with b in Q4_K super-blocks
+// (k a multiple of 256).
+func MatMulNTQ4K(c, a []float32, b []byte, m, n, k int) { matMulQ(qQ4K, c, a, b, m, n, k) }
+
+// MatMulNTQ6K computes c[m×n] = a[m×k] · bᵀ with b in Q6_K super-blocks
+// (k a multiple of 256).
+func MatMulNTQ6K(c, a []float32, b []byte, m, n, k int) { matMulQ(qQ6K, c, a, b, m, n, k) }
+
+// quantChunk is how many weight rows a goroutine dequantizes at once
+// before running the float32 GEMM on them (prefill).
+const quantChunk = 256
+
+func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
+	checkDims(q.name, m, n, k)
+	if k%q.block != 0 {
+		panic(fmt.Sprintf("kernels.%s: k = %d is not a multiple of the block size %d", q.name, k, q.block))
+	}
+	checkLen(q.name, "c", len(c), m*n)
+	checkLen(q.name, "a", len(a), m*k)
+	rowBytes := k / q.block * q.size
+	checkLen(q.name, "b", len(b), n*rowBytes)
+	if m == 0 || n == 0 {
+		return
+	}
+	if useRef() {
+		// Reference: dequantize each weight row, then plain dot products.
+		row := make([]float32, k)
+		for j := 0; j < n; j++ {
+			q.dequant(row, b[j*rowBytes:(j+1)*rowBytes])
+			for i := 0; i < m; i++ {
+				c[i*n+j] = refDot(a[i*k:(i+1)*k], row)
+			}
+		}
+		return
+	}
+	if k == 0 {
+		clear(c[:m*n])
+		return
+	}
+	if m <= smallM {
+		// Decode: stream each weight row once, dotting it with every row
+		// of a while it is in cache.
+		t := workers(m*n*k, n)
+		parallelFor(n, 1, t, func(lo, hi int) {
+			var row []float32
+			if q.dotAsm == nil || !useAsm() {
+				p := getBuf(k)
+				defer bufPool.Put(p)
+				row = *p
+			}
+			for j := lo; j < hi; j++ {
+				bj := b[j*rowBytes : (j+1)*rowBytes]
+				if row == nil {
+					for i := 0; i < m; i++ {
+						c[i*n+j] = q.dotAsm(&a[i*k], &bj[0], k/q.block)
+					}
+					continue
+				}
+				q.dequant(row, bj)
+				for i := 0; i < m; i++ {
+					c[i*n+j] = dot(a[i*k:(i+1)*k], row)
+				}
+			}
+		})
+		return
+	}
+	// Prefill: dequantize chunks of weight rows to float32 and run the
+	// blocked GEMM on each chunk.
+	t := workers(m*n*k, (n+nr-1)/nr)
+	parallelFor(n, nr, t, func(lo, hi int) {
+		p := getBuf(quantChunk * k)
+		defer bufPool.Put(p)
+		buf := *p
+		for j0 := lo; j0 < hi; j0 += quantChunk {
+			nc := min(quantChunk, hi-j0)
+			for j := 0; j < nc; j++ {
+				q.dequant(buf[j*k:(j+1)*k], b[(j0+j)*rowBytes:(j0+j+1)*rowBytes])
+			}
+			g := gemm{m: m, n: nc, k: k, a: a, lda: k, b: buf, ldb: k, tb: true, c: c[j0:], ldc: n}
+			g.block(0, m, 0, nc)
+		}
+	})
+}
