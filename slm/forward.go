@@ -1,0 +1,395 @@
+package slm
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/usersim/usersim/slm/kernels"
+)
+
+// Logits says for which of a sequence's new positions Forward returns logits.
+type Logits int
+
+const (
+	LogitsLast Logits = iota // the last new position (next-token prediction)
+	LogitsAll                // every new position (scoring, perplexity)
+	LogitsNone               // none (filling a cache with a prefix)
+)
+
+// Sequence is one entry of a batch: new tokens to append to a cache.
+type Sequence struct {
+	Cache  *Cache
+	Tokens []int
+	Logits Logits
+}
+
+// Forward runs the new tokens of every sequence through the model in one
+// batch (prefills of many tokens and single-token decodes may be mixed),
+// appends their keys and values to the sequences' caches, and returns, per
+// sequence, the logits rows (each Vocab wide) of the positions requested.
+//
+// A sequence with no tokens and LogitsLast returns the logits of its cache's
+// last position when an earlier Forward computed them.
+func (m *Model) Forward(ctx context.Context, batch []Sequence) ([][][]float32, error) {
+	out, _, err := m.forward(ctx, batch, nil)
+	return out, err
+}
+
+// batchPlan lays out a batch's tokens in one activation matrix.
+type batchPlan struct {
+	n      int       // tokens in the batch
+	tokens []int     // [n]
+	pos    []int     // [n] absolute position of each token
+	start  []int     // [len(batch)] first row of each sequence
+	rows   []int     // rows whose logits are returned, in order
+	cos    []float32 // [n][RopeDim/2]
+	sin    []float32
+}
+
+func (m *Model) plan(batch []Sequence) (*batchPlan, error) {
+	cfg := &m.Config
+	p := &batchPlan{start: make([]int, len(batch))}
+	seen := make(map[*Cache]bool, len(batch))
+	for i, s := range batch {
+		if s.Cache == nil {
+			return nil, fmt.Errorf("forward: sequence %d has no cache", i)
+		}
+		if seen[s.Cache] {
+			return nil, fmt.Errorf("forward: sequence %d shares its cache with an earlier sequence of the batch (Fork it)", i)
+		}
+		seen[s.Cache] = true
+		if s.Cache.layers != cfg.Layers || s.Cache.kvHeads != cfg.KVHeads || s.Cache.headDim != cfg.HeadDim {
+			return nil, fmt.Errorf("forward: sequence %d: cache belongs to a model of another shape", i)
+		}
+		if s.Logits < LogitsLast || s.Logits > LogitsNone {
+			return nil, fmt.Errorf("forward: sequence %d: unknown logits mode %d", i, s.Logits)
+		}
+		if len(s.Tokens) == 0 && s.Logits == LogitsLast && s.Cache.last == nil {
+			return nil, fmt.Errorf("forward: sequence %d has no new tokens and no logits of its last position", i)
+		}
+		if end := s.Cache.n + len(s.Tokens); end > cfg.MaxContext {
+			return nil, fmt.Errorf("forward: sequence %d: %d positions exceed the context length %d", i, end, cfg.MaxContext)
+		}
+		p.start[i] = p.n
+		for j, t := range s.Tokens {
+			if t < 0 || t >= cfg.Vocab {
+				return nil, fmt.Errorf("forward: sequence %d token %d: id %d outside the vocabulary [0, %d)", i, j, t, cfg.Vocab)
+			}
+			p.tokens = append(p.tokens, t)
+			p.pos = append(p.pos, s.Cache.n+j)
+		}
+		p.n += len(s.Tokens)
+		switch {
+		case s.Logits == LogitsAll:
+			for j := range s.Tokens {
+				p.rows = append(p.rows, p.start[i]+j)
+			}
+		case s.Logits == LogitsLast && len(s.Tokens) > 0:
+			p.rows = append(p.rows, p.n-1)
+		}
+	}
+	p.cos, p.sin = m.ropeTables(p.pos)
+	return p, nil
+}
+
+// ropeTables computes cos and sin of every (position, pair) angle, in
+// float64 and rounded once.
+func (m *Model) ropeTables(pos []int) (cos, sin []float32) {
+	cfg := &m.Config
+	half := cfg.RopeDim / 2
+	cos = make([]float32, len(pos)*half)
+	sin = make([]float32, len(pos)*half)
+	short, mul := cfg.invFreqs(false)
+	long := short
+	if cfg.RopeScaling.Type == "longrope" {
+		long, _ = cfg.invFreqs(true)
+	}
+	for t, p := range pos {
+		f := short
+		if cfg.RopeScaling.Type == "longrope" && p >= cfg.RopeScaling.OriginalContext {
+			f = long
+		}
+		for i := 0; i < half; i++ {
+			s, c := math.Sincos(float64(p) * f[i])
+			cos[t*half+i] = float32(c * mul)
+			sin[t*half+i] = float32(s * mul)
+		}
+	}
+	return cos, sin
+}
+
+// rope rotates the heads (each HeadDim wide) of the n rows of x (width
+// heads*HeadDim) by the angles of their rows' positions.
+func (m *Model) rope(x []float32, n, heads int, p *batchPlan) {
+	cfg := &m.Config
+	hd, half := cfg.HeadDim, cfg.RopeDim/2
+	for t := 0; t < n; t++ {
+		cos, sin := p.cos[t*half:(t+1)*half], p.sin[t*half:(t+1)*half]
+		for h := 0; h < heads; h++ {
+			v := x[(t*heads+h)*hd : (t*heads+h+1)*hd]
+			if cfg.RopeStyle == RopeInterleaved {
+				for i := 0; i < half; i++ {
+					a, b := v[2*i], v[2*i+1]
+					v[2*i] = a*cos[i] - b*sin[i]
+					v[2*i+1] = a*sin[i] + b*cos[i]
+				}
+			} else {
+				for i := 0; i < half; i++ {
+					a, b := v[i], v[i+half]
+					v[i] = a*cos[i] - b*sin[i]
+					v[i+half] = b*cos[i] + a*sin[i]
+				}
+			}
+		}
+	}
+}
+
+// LayerActs holds one layer's activations for the n tokens of a batch, row
+// by row. Inference reuses one LayerActs for every layer; a backward pass
+// (LoRA training) keeps one per layer and reads what its Backward needs.
+// Attention probabilities are not kept; a backward recomputes them from Q
+// and the cache.
+type LayerActs struct {
+	In      []float32 // residual stream entering the layer [n×Hidden]
+	AttnIn  []float32 // AttnNorm(In) [n×Hidden]
+	Q       []float32 // queries after RoPE [n×QDim]
+	K, V    []float32 // keys after RoPE and values [n×KVDim]
+	Att     []float32 // attention output, input of O [n×QDim]
+	Mid     []float32 // In + O(Att) [n×Hidden]
+	MLPIn   []float32 // MLPNorm(Mid) [n×Hidden]
+	Gate    []float32 // [n×FFN]
+	Up      []float32 // [n×FFN]
+	Act     []float32 // silu(Gate)·Up, input of Down [n×FFN]
+	Out     []float32 // Mid + Down(Act) [n×Hidden]
+	scratch []float32 // fused projections' output
+}
+
+func newLayerActs(c *Config, n int) *LayerActs {
+	a := &LayerActs{
+		In: make([]float32, n*c.Hidden), AttnIn: make([]float32, n*c.Hidden),
+		Q: make([]float32, n*c.QDim()), K: make([]float32, n*c.KVDim()), V: make([]float32, n*c.KVDim()),
+		Att: make([]float32, n*c.QDim()), Mid: make([]float32, n*c.Hidden), MLPIn: make([]float32, n*c.Hidden),
+		Gate: make([]float32, n*c.FFN), Up: make([]float32, n*c.FFN), Act: make([]float32, n*c.FFN),
+		Out: make([]float32, n*c.Hidden),
+	}
+	if c.FusedQKV || c.FusedGateUp {
+		a.scratch = make([]float32, n*max(c.QDim()+2*c.KVDim(), 2*c.FFN))
+	}
+	return a
+}
+
+// forward runs the batch; when acts is non-nil it receives one LayerActs per
+// layer (for a backward pass), and the final hidden states are returned too.
+func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerActs) ([][][]float32, []float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	cfg := &m.Config
+	p, err := m.plan(batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := p.n
+	x := make([]float32, n*cfg.Hidden)
+	for t, tok := range p.tokens {
+		if err := m.Embed.Row(x[t*cfg.Hidden:(t+1)*cfg.Hidden], tok); err != nil {
+			return nil, nil, fmt.Errorf("forward: embedding of token %d: %w", tok, err)
+		}
+	}
+	for _, s := range batch {
+		s.Cache.grow(len(s.Tokens))
+	}
+	var acts *LayerActs
+	if n > 0 {
+		acts = newLayerActs(cfg, n)
+	}
+	for l := range m.Layers {
+		if n == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			// Positions already written in earlier layers are not counted
+			// (c.n is unchanged), so the caches stay consistent.
+			return nil, nil, err
+		}
+		if keep != nil {
+			acts = newLayerActs(cfg, n)
+			*keep = append(*keep, acts)
+		}
+		copy(acts.In, x)
+		m.Layers[l].Forward(m, l, acts, batch, p)
+		copy(x, acts.Out)
+	}
+	for _, s := range batch {
+		s.Cache.n += len(s.Tokens)
+		if len(s.Tokens) > 0 {
+			s.Cache.last = nil
+		}
+	}
+	// Final norm and output projection, only for the rows wanted.
+	r := len(p.rows)
+	h := make([]float32, r*cfg.Hidden)
+	for i, row := range p.rows {
+		m.Norm.Forward(h[i*cfg.Hidden:(i+1)*cfg.Hidden], x[row*cfg.Hidden:(row+1)*cfg.Hidden], 1, cfg.NormEps)
+	}
+	logits := make([]float32, r*cfg.Vocab)
+	if r > 0 {
+		m.output().Forward(logits, h, r)
+	}
+	out := make([][][]float32, len(batch))
+	k := 0
+	for i, s := range batch {
+		var cnt int
+		switch {
+		case s.Logits == LogitsAll:
+			cnt = len(s.Tokens)
+		case s.Logits == LogitsLast && len(s.Tokens) > 0:
+			cnt = 1
+		case s.Logits == LogitsLast:
+			out[i] = [][]float32{s.Cache.last}
+			continue
+		}
+		rows := make([][]float32, cnt)
+		for j := range rows {
+			rows[j] = logits[k*cfg.Vocab : (k+1)*cfg.Vocab : (k+1)*cfg.Vocab]
+			k++
+		}
+		if cnt > 0 {
+			s.Cache.last = rows[cnt-1]
+		}
+		out[i] = rows
+	}
+	return out, x, nil
+}
+
+// Forward runs layer l on the batch: a.In must hold the residual stream; the
+// result is left in a.Out. The keys and values of the new tokens are
+// written into the sequences' caches.
+func (ly *Layer) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p *batchPlan) {
+	cfg := &m.Config
+	n := p.n
+	ly.AttnNorm.Forward(a.AttnIn, a.In, n, cfg.NormEps)
+	ly.Attn.Forward(m, l, a, batch, p)
+	for i := range a.Mid {
+		a.Mid[i] += a.In[i]
+	}
+	ly.MLPNorm.Forward(a.MLPIn, a.Mid, n, cfg.NormEps)
+	ly.MLP.Forward(cfg, a, n)
+	for i := range a.Out {
+		a.Out[i] += a.Mid[i]
+	}
+}
+
+// Forward projects a.AttnIn to queries, keys and values, applies RoPE,
+// appends keys and values to the caches, attends, and writes O(attention)
+// into a.Mid (the caller adds the residual).
+func (at *Attention) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p *batchPlan) {
+	cfg := &m.Config
+	n, qd, kd := p.n, cfg.QDim(), cfg.KVDim()
+	if cfg.FusedQKV {
+		w := qd + 2*kd
+		at.QKV.Forward(a.scratch, a.AttnIn, n)
+		for t := 0; t < n; t++ {
+			row := a.scratch[t*w : (t+1)*w]
+			copy(a.Q[t*qd:(t+1)*qd], row[:qd])
+			copy(a.K[t*kd:(t+1)*kd], row[qd:qd+kd])
+			copy(a.V[t*kd:(t+1)*kd], row[qd+kd:])
+		}
+	} else {
+		at.Q.Forward(a.Q, a.AttnIn, n)
+		at.K.Forward(a.K, a.AttnIn, n)
+		at.V.Forward(a.V, a.AttnIn, n)
+	}
+	m.rope(a.Q, n, cfg.Heads, p)
+	m.rope(a.K, n, cfg.KVHeads, p)
+	for i, s := range batch {
+		for j := range s.Tokens {
+			t := p.start[i] + j
+			s.Cache.put(l, s.Cache.n+j, a.K[t*kd:(t+1)*kd], a.V[t*kd:(t+1)*kd])
+		}
+	}
+	for i, s := range batch {
+		if len(s.Tokens) > 0 {
+			attend(cfg, l, s.Cache, s.Cache.n, len(s.Tokens), a.Q[p.start[i]*qd:], a.Att[p.start[i]*qd:])
+		}
+	}
+	at.O.Forward(a.Mid, a.Att, n)
+}
+
+// attend computes causal grouped-query attention for the t new tokens of
+// one sequence at positions base..base+t-1, whose keys and values are in the
+// cache already. q and out are [t×QDim]. Per kv head it gathers the keys and
+// values, stacks the queries of the heads that share them, and uses matrix
+// products: scores = Q·Kᵀ/sqrt(HeadDim), masked, softmax, times V.
+func attend(cfg *Config, l int, c *Cache, base, t int, q, out []float32) {
+	hd, qd := cfg.HeadDim, cfg.QDim()
+	group := cfg.Heads / cfg.KVHeads
+	end := base + t // keys at [from, end)
+	from := 0
+	if w := cfg.SlidingWindow; w > 0 && base+1-w > 0 {
+		from = base + 1 - w // the first new token sees [base+1-w, base]
+	}
+	L := end - from
+	k := make([]float32, L*hd)
+	v := make([]float32, L*hd)
+	qs := make([]float32, group*t*hd)
+	s := make([]float32, group*t*L)
+	o := make([]float32, group*t*hd)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for kh := 0; kh < cfg.KVHeads; kh++ {
+		c.gather(l, kh, from, end, k, v)
+		for g := 0; g < group; g++ {
+			h := kh*group + g
+			for i := 0; i < t; i++ {
+				copy(qs[(g*t+i)*hd:(g*t+i+1)*hd], q[i*qd+h*hd:i*qd+(h+1)*hd])
+			}
+		}
+		kernels.MatMulNT(s, qs, k, group*t, L, hd)
+		for g := 0; g < group; g++ {
+			for i := 0; i < t; i++ {
+				row := s[(g*t+i)*L : (g*t+i+1)*L]
+				pos := base + i
+				lo := 0
+				if w := cfg.SlidingWindow; w > 0 && pos+1-w > from {
+					lo = pos + 1 - w - from
+				}
+				hi := pos - from + 1 // keys [lo, hi) are visible
+				for j := range row[:lo] {
+					row[j] = 0
+				}
+				kernels.Scale(scale, row[lo:hi])
+				kernels.Softmax(row[lo:hi])
+				for j := hi; j < L; j++ {
+					row[j] = 0
+				}
+			}
+		}
+		kernels.MatMulNN(o, s, v, group*t, hd, L)
+		for g := 0; g < group; g++ {
+			h := kh*group + g
+			for i := 0; i < t; i++ {
+				copy(out[i*qd+h*hd:i*qd+(h+1)*hd], o[(g*t+i)*hd:(g*t+i+1)*hd])
+			}
+		}
+	}
+}
+
+// Forward computes a.Out = Down(silu(Gate(a.MLPIn))·Up(a.MLPIn)) (the caller
+// adds the residual).
+func (mlp *MLP) Forward(cfg *Config, a *LayerActs, n int) {
+	f := cfg.FFN
+	if cfg.FusedGateUp {
+		mlp.GateUp.Forward(a.scratch, a.MLPIn, n)
+		for t := 0; t < n; t++ {
+			row := a.scratch[t*2*f : (t+1)*2*f]
+			copy(a.Gate[t*f:(t+1)*f], row[:f])
+			copy(a.Up[t*f:(t+1)*f], row[f:])
+		}
+	} else {
+		mlp.Gate.Forward(a.Gate, a.MLPIn, n)
+		mlp.Up.Forward(a.Up, a.MLPIn, n)
+	}
+	kernels.SiLUMul(a.Act, a.Gate, a.Up)
+	mlp.Down.Forward(a.Out, a.Act, n)
+}

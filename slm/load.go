@@ -1,0 +1,223 @@
+package slm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/usersim/usersim/slm/tensor"
+)
+
+// Format names a checkpoint layout, and with it the tensor-name tag used.
+type Format int
+
+const (
+	FormatGGUF Format = iota // llama.cpp GGUF file (tag gguf)
+	FormatHF                 // Hugging Face safetensors directory (tag hf)
+)
+
+func (f Format) String() string {
+	if f == FormatGGUF {
+		return "gguf"
+	}
+	return "hf"
+}
+
+func (s *tensorSpec) name(f Format) string {
+	if f == FormatGGUF {
+		return s.GGUF
+	}
+	return s.HF
+}
+
+// rawTensor is a tensor as a file stores it: row-major shape (outermost
+// dimension first), element type and bytes.
+type rawTensor struct {
+	Shape []int64
+	DType tensor.DType
+	Data  []byte
+}
+
+// tensorSource looks tensors up by name in an opened checkpoint.
+type tensorSource interface {
+	// tensor returns the named tensor, ok false when absent.
+	tensor(name string) (rawTensor, bool, error)
+	// names lists every tensor of the checkpoint.
+	names() []string
+}
+
+// New returns a model of the given architecture with float32 weights set to
+// zero (norm weights to one). See InitRandom.
+func New(cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg, Layers: make([]Layer, cfg.Layers)}
+	specs, err := m.specs()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range specs {
+		switch {
+		case s.Linear != nil:
+			*s.Linear = Linear{Out: s.Shape[0], In: s.Shape[1], DType: tensor.F32, W: make([]float32, s.Shape[0]*s.Shape[1])}
+		case s.Bias:
+			*s.Vec = make([]float32, s.Shape[0])
+		default:
+			w := make([]float32, s.Shape[0])
+			for i := range w {
+				w[i] = 1
+			}
+			*s.Vec = w
+		}
+	}
+	return m, nil
+}
+
+// InitRandom fills the float32 weights of m with N(0, std²) values, norm
+// weights with 1 + N(0, 0.1²) and biases with N(0, 0.1²), from rng.
+func (m *Model) InitRandom(rng *rand.Rand, std float32) error {
+	specs, err := m.specs()
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		switch {
+		case s.Linear != nil:
+			if s.Linear.DType != tensor.F32 {
+				return fmt.Errorf("init %s: weights are %v", s.HF, s.Linear.DType)
+			}
+			for i := range s.Linear.W {
+				s.Linear.W[i] = float32(rng.NormFloat64()) * std
+			}
+		case s.Bias:
+			for i := range *s.Vec {
+				(*s.Vec)[i] = float32(rng.NormFloat64()) * 0.1
+			}
+		default:
+			for i := range *s.Vec {
+				(*s.Vec)[i] = 1 + float32(rng.NormFloat64())*0.1
+			}
+		}
+	}
+	return nil
+}
+
+// loadWeights fills m (whose Config is set) from src, naming tensors as
+// format f does. Every tensor the config requires must be present with the
+// right shape and a supported type; extra tensors are an error too, except
+// those listed in ignored (rotary caches and the like).
+func (m *Model) loadWeights(src tensorSource, f Format, ignore func(string) bool) error {
+	m.Layers = make([]Layer, m.Config.Layers)
+	specs, err := m.specs()
+	if err != nil {
+		return err
+	}
+	used := make(map[string]bool, len(specs))
+	for _, s := range specs {
+		name := s.name(f)
+		used[name] = true
+		t, ok, err := src.tensor(name)
+		if err != nil {
+			return fmt.Errorf("tensor %s: %w", name, err)
+		}
+		if !ok {
+			return fmt.Errorf("tensor %s: missing (required by the %s config)", name, m.Config.Arch)
+		}
+		if !sameShape(t.Shape, s.Shape) {
+			return fmt.Errorf("tensor %s: shape %v, want %v", name, t.Shape, s.Shape)
+		}
+		want, err := tensor.Bytes(t.DType, reverse(t.Shape))
+		if err != nil {
+			return fmt.Errorf("tensor %s: %w", name, err)
+		}
+		if int64(len(t.Data)) != want {
+			return fmt.Errorf("tensor %s: %d bytes of data, want %d for %v %v", name, len(t.Data), want, t.DType, t.Shape)
+		}
+		if s.Linear != nil {
+			l, err := linearFrom(t, s.Shape[0], s.Shape[1])
+			if err != nil {
+				return fmt.Errorf("tensor %s: %w", name, err)
+			}
+			*s.Linear = l
+			continue
+		}
+		v, err := toF32(t)
+		if err != nil {
+			return fmt.Errorf("tensor %s: %w", name, err)
+		}
+		*s.Vec = v
+	}
+	for _, name := range src.names() {
+		if !used[name] && (ignore == nil || !ignore(name)) {
+			return fmt.Errorf("tensor %s: not used by the %s architecture (unsupported variant?)", name, m.Config.Arch)
+		}
+	}
+	return nil
+}
+
+func sameShape(a []int64, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != int64(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func reverse(s []int64) []int64 {
+	r := make([]int64, len(s))
+	for i, v := range s {
+		r[len(s)-1-i] = v
+	}
+	return r
+}
+
+// linearFrom keeps quantized weights that have a kernel as they are and
+// converts everything else to float32.
+func linearFrom(t rawTensor, out, in int) (Linear, error) {
+	l := Linear{Out: out, In: in}
+	if _, ok := quantKernels[t.DType]; ok {
+		l.DType, l.Q = t.DType, append([]byte(nil), t.Data...)
+		return l, nil
+	}
+	w, err := toF32(t)
+	if err != nil {
+		return l, err
+	}
+	l.DType, l.W = tensor.F32, w
+	return l, nil
+}
+
+// toF32 converts a tensor's data to float32, rejecting NaN and Inf.
+func toF32(t rawTensor) ([]float32, error) {
+	n, err := tensor.NumElements(t.Shape)
+	if err != nil {
+		return nil, err
+	}
+	if !t.DType.Valid() {
+		return nil, fmt.Errorf("invalid dtype %v", t.DType)
+	}
+	switch t.DType {
+	case tensor.I8, tensor.I16, tensor.I32, tensor.I64, tensor.U8, tensor.U16, tensor.U32, tensor.U64, tensor.Bool:
+		return nil, fmt.Errorf("integer dtype %v for a weight", t.DType)
+	}
+	v := make([]float32, n)
+	if t.DType == tensor.F32 {
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+		}
+	} else if err := tensor.Dequantize(v, t.Data, t.DType); err != nil {
+		return nil, err
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("element %d is %v", i, x)
+		}
+	}
+	return v, nil
+}

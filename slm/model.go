@@ -1,0 +1,295 @@
+package slm
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/usersim/usersim/slm/kernels"
+	"github.com/usersim/usersim/slm/tensor"
+)
+
+// Model is a Llama-family transformer: weights plus the Config that says how
+// to use them. Each field carries its tensor name in the GGUF file (tag
+// gguf) and in a Hugging Face checkpoint (tag hf); nested names are joined
+// with dots, slices insert the index (blk.3.attn_q.weight,
+// model.layers.3.self_attn.q_proj.weight). The shape tag names the
+// dimensions as rows,cols of the row-major matrix, and the if tag the config
+// condition under which the tensor exists. One loader (load.go) walks these
+// tags for both formats; the writer (convert.go) walks them to save.
+type Model struct {
+	Config Config
+
+	Embed  Linear  `gguf:"token_embd" hf:"model.embed_tokens" shape:"vocab,hidden"`
+	Layers []Layer `gguf:"blk" hf:"model.layers"`
+	Norm   RMSNorm `gguf:"output_norm" hf:"model.norm" shape:"hidden"`
+	// Output is the unembedding; unused (zero) when Config.TiedEmbeddings,
+	// in which case Embed is used.
+	Output Linear `gguf:"output" hf:"lm_head" shape:"vocab,hidden" if:"!tied"`
+}
+
+// Layer is one transformer block: pre-norm attention and pre-norm SwiGLU
+// MLP, each added to the residual stream.
+type Layer struct {
+	AttnNorm RMSNorm   `gguf:"attn_norm" hf:"input_layernorm" shape:"hidden"`
+	Attn     Attention `gguf:"" hf:"self_attn"`
+	MLPNorm  RMSNorm   `gguf:"ffn_norm" hf:"post_attention_layernorm" shape:"hidden"`
+	MLP      MLP       `gguf:"" hf:"mlp"`
+}
+
+// Attention is grouped-query causal self-attention with RoPE. Either Q, K
+// and V or the fused QKV (rows [q; k; v], Phi-3) are present.
+type Attention struct {
+	Q   Linear `gguf:"attn_q" hf:"q_proj" shape:"qdim,hidden" if:"!fused_qkv" bias:"qkv_bias"`
+	K   Linear `gguf:"attn_k" hf:"k_proj" shape:"kvdim,hidden" if:"!fused_qkv" bias:"qkv_bias"`
+	V   Linear `gguf:"attn_v" hf:"v_proj" shape:"kvdim,hidden" if:"!fused_qkv" bias:"qkv_bias"`
+	QKV Linear `gguf:"attn_qkv" hf:"qkv_proj" shape:"qkvdim,hidden" if:"fused_qkv"`
+	O   Linear `gguf:"attn_output" hf:"o_proj" shape:"hidden,qdim"`
+}
+
+// MLP is the SwiGLU feed-forward block: down(silu(gate(x)) * up(x)). Either
+// Gate and Up or the fused GateUp (rows [gate; up], Phi-3) are present.
+// llama.cpp stores Phi-3's fused gate_up under the name ffn_up.
+type MLP struct {
+	Gate   Linear `gguf:"ffn_gate" hf:"gate_proj" shape:"ffn,hidden" if:"!fused_gate_up"`
+	Up     Linear `gguf:"ffn_up" hf:"up_proj" shape:"ffn,hidden" if:"!fused_gate_up"`
+	GateUp Linear `gguf:"ffn_up" hf:"gate_up_proj" shape:"ffn2,hidden" if:"fused_gate_up"`
+	Down   Linear `gguf:"ffn_down" hf:"down_proj" shape:"hidden,ffn"`
+}
+
+// RMSNorm is x · w / sqrt(mean(x²) + eps), row by row.
+type RMSNorm struct {
+	W []float32
+}
+
+// Forward normalises the n rows of x (each len(W) wide) into out.
+func (r *RMSNorm) Forward(out, x []float32, n int, eps float32) {
+	d := len(r.W)
+	for i := 0; i < n; i++ {
+		kernels.RMSNorm(out[i*d:(i+1)*d], x[i*d:(i+1)*d], r.W, eps)
+	}
+}
+
+// Linear is y = x·Wᵀ + b with W of Out rows and In columns. Weights are
+// float32 (W), or, for quantized GGUF files, blocks of type DType (Q) whose
+// matrix products use the quantized kernels. F16 and BF16 weights, and
+// quantized types without a kernel, are converted to float32 when loaded.
+type Linear struct {
+	Out, In int
+	DType   tensor.DType // F32, Q8_0, Q4_0, Q4_K or Q6_K
+	W       []float32    // Out×In when DType is F32
+	Q       []byte       // Out rows of In/blocksize blocks otherwise
+	Bias    []float32    // Out, or nil
+}
+
+// Forward computes out[n×Out] = x[n×In]·Wᵀ + b for n rows at once (a
+// matrix product, so that prefill runs as GEMM).
+func (l *Linear) Forward(out, x []float32, n int) {
+	if l.DType == tensor.F32 {
+		kernels.MatMulNT(out[:n*l.Out], x[:n*l.In], l.W, n, l.Out, l.In)
+	} else {
+		matMulQuant(out[:n*l.Out], x[:n*l.In], l.Q, l.DType, n, l.Out, l.In)
+	}
+	if l.Bias != nil {
+		for i := 0; i < n; i++ {
+			row := out[i*l.Out : (i+1)*l.Out]
+			for j, b := range l.Bias {
+				row[j] += b
+			}
+		}
+	}
+}
+
+// Row writes row i of W, as float32, into dst (an embedding lookup).
+func (l *Linear) Row(dst []float32, i int) error {
+	if l.DType == tensor.F32 {
+		copy(dst[:l.In], l.W[i*l.In:(i+1)*l.In])
+		return nil
+	}
+	rb, err := l.DType.RowBytes(l.In)
+	if err != nil {
+		return err
+	}
+	return tensor.Dequantize(dst[:l.In], l.Q[i*rb:(i+1)*rb], l.DType)
+}
+
+// Bytes is the storage size of the weights and bias.
+func (l *Linear) Bytes() int64 {
+	return int64(len(l.W))*4 + int64(len(l.Q)) + int64(len(l.Bias))*4
+}
+
+// tensorSpec is one tensor of a model as the struct tags describe it.
+type tensorSpec struct {
+	GGUF, HF string     // full names, ".weight"/".bias" included
+	Shape    []int      // row-major: [rows, cols] or [n]
+	Linear   *Linear    // destination when a matrix
+	Vec      *[]float32 // destination when a vector (norm weight, bias)
+	Bias     bool       // Vec is Linear's bias
+	Owner    *Linear    // the Linear a bias belongs to
+}
+
+// dim resolves a shape name of the shape tag.
+func (c *Config) dim(name string) (int, error) {
+	switch name {
+	case "hidden":
+		return c.Hidden, nil
+	case "vocab":
+		return c.Vocab, nil
+	case "qdim":
+		return c.QDim(), nil
+	case "kvdim":
+		return c.KVDim(), nil
+	case "qkvdim":
+		return c.QDim() + 2*c.KVDim(), nil
+	case "ffn":
+		return c.FFN, nil
+	case "ffn2":
+		return 2 * c.FFN, nil
+	}
+	return 0, fmt.Errorf("unknown dimension %q", name)
+}
+
+// cond evaluates an if/bias tag ("" is true, "!x" negates).
+func (c *Config) cond(expr string) (bool, error) {
+	if expr == "" {
+		return true, nil
+	}
+	neg := strings.HasPrefix(expr, "!")
+	var v bool
+	switch strings.TrimPrefix(expr, "!") {
+	case "tied":
+		v = c.TiedEmbeddings
+	case "fused_qkv":
+		v = c.FusedQKV
+	case "fused_gate_up":
+		v = c.FusedGateUp
+	case "qkv_bias":
+		v = c.QKVBias
+	default:
+		return false, fmt.Errorf("unknown condition %q", expr)
+	}
+	return v != neg, nil
+}
+
+// specs lists every tensor the config requires, with pointers into m. The
+// Layers slice must already have Config.Layers elements.
+func (m *Model) specs() ([]tensorSpec, error) {
+	var out []tensorSpec
+	err := walk(&m.Config, reflect.ValueOf(m).Elem(), "", "", &out)
+	return out, err
+}
+
+var (
+	linearType = reflect.TypeOf(Linear{})
+	normType   = reflect.TypeOf(RMSNorm{})
+)
+
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "." + b
+}
+
+func walk(c *Config, v reflect.Value, gp, hp string, out *[]tensorSpec) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		gtag, ok := f.Tag.Lookup("gguf")
+		if !ok {
+			continue
+		}
+		htag := f.Tag.Get("hf")
+		present, err := c.cond(f.Tag.Get("if"))
+		if err != nil {
+			return fmt.Errorf("%s.%s: %w", t.Name(), f.Name, err)
+		}
+		if !present {
+			continue
+		}
+		g, h := join(gp, gtag), join(hp, htag)
+		var shape []int
+		if s := f.Tag.Get("shape"); s != "" {
+			for _, name := range strings.Split(s, ",") {
+				d, err := c.dim(name)
+				if err != nil {
+					return fmt.Errorf("%s.%s: %w", t.Name(), f.Name, err)
+				}
+				shape = append(shape, d)
+			}
+		}
+		fv := v.Field(i)
+		switch {
+		case f.Type == linearType:
+			l := fv.Addr().Interface().(*Linear)
+			*out = append(*out, tensorSpec{GGUF: g + ".weight", HF: h + ".weight", Shape: shape, Linear: l})
+			bias, err := c.cond(f.Tag.Get("bias"))
+			if err != nil {
+				return err
+			}
+			if f.Tag.Get("bias") != "" && bias {
+				*out = append(*out, tensorSpec{GGUF: g + ".bias", HF: h + ".bias", Shape: shape[:1], Vec: &l.Bias, Bias: true, Owner: l})
+			}
+		case f.Type == normType:
+			n := fv.Addr().Interface().(*RMSNorm)
+			*out = append(*out, tensorSpec{GGUF: g + ".weight", HF: h + ".weight", Shape: shape, Vec: &n.W})
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			for j := 0; j < fv.Len(); j++ {
+				if err := walk(c, fv.Index(j), fmt.Sprintf("%s.%d", g, j), fmt.Sprintf("%s.%d", h, j), out); err != nil {
+					return err
+				}
+			}
+		case f.Type.Kind() == reflect.Struct:
+			if err := walk(c, fv, g, h, out); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s.%s: unsupported field type %s", t.Name(), f.Name, f.Type)
+		}
+	}
+	return nil
+}
+
+// linears returns every weight matrix of m.
+func (m *Model) linears() []*Linear {
+	specs, _ := m.specs()
+	var ls []*Linear
+	for _, s := range specs {
+		if s.Linear != nil {
+			ls = append(ls, s.Linear)
+		}
+	}
+	return ls
+}
+
+// output returns the unembedding matrix (the embedding when tied).
+func (m *Model) output() *Linear {
+	if m.Config.TiedEmbeddings {
+		return &m.Embed
+	}
+	return &m.Output
+}
+
+// QuantizeQ8_0 converts every float32 weight matrix whose rows are whole
+// Q8_0 blocks (In a multiple of 32) to Q8_0, for faster inference with a
+// quarter of the memory. Norms and biases stay float32.
+func (m *Model) QuantizeQ8_0() error {
+	for _, l := range m.linears() {
+		if l.DType != tensor.F32 || l.In%32 != 0 {
+			continue
+		}
+		rb, err := tensor.Q8_0.RowBytes(l.In)
+		if err != nil {
+			return err
+		}
+		q := make([]byte, rb*l.Out)
+		if err := tensor.Quantize(q, l.W, tensor.Q8_0); err != nil {
+			return err
+		}
+		l.Q, l.W, l.DType = q, nil, tensor.Q8_0
+	}
+	return nil
+}
