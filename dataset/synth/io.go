@@ -26,6 +26,9 @@ func (w *World) Write(dir string) error {
 	if err := w.check(); err != nil {
 		return fmt.Errorf("write world: %w", err)
 	}
+	if r := &d.Ratings; !d.HasTime() || len(r.Time) != r.Len() || len(r.Item) != r.Len() || len(r.Value) != r.Len() {
+		return fmt.Errorf("write world: ratings need user, item, value and time columns of equal length")
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write world: %w", err)
 	}
