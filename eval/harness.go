@@ -58,12 +58,12 @@ type SplitInfo struct {
 // PredictorResult is one predictor's scores on the test rows.
 type PredictorResult struct {
 	Name    string      `json:"name"`
-	N       int         `json:"n"`       // test rows
-	Valid   int         `json:"valid"`   // valid answers
-	RMSE    Float       `json:"rmse"`    // over valid answers
-	MAE     Float       `json:"mae"`     // over valid answers
-	URR     Float       `json:"urr"`     // share of invalid answers
-	CI      BootstrapCI `json:"ci"`      // user-level bootstrap
+	N       int         `json:"n"`     // test rows
+	Valid   int         `json:"valid"` // valid answers
+	RMSE    Float       `json:"rmse"`  // over valid answers
+	MAE     Float       `json:"mae"`   // over valid answers
+	URR     Float       `json:"urr"`   // share of invalid answers
+	CI      BootstrapCI `json:"ci"`    // user-level bootstrap
 	PerUser struct {
 		RMSE Summary      `json:"rmse"`
 		MAE  Summary      `json:"mae"`
