@@ -1,0 +1,138 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestVectorKernels(t *testing.T) {
+	withImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(2, 3))
+		for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 63, 100, 1000} {
+			a, b := randSlice(r, n), randSlice(r, n+3) // b longer: only len(a) is used
+			abs := refDot(absSlice(a), absSlice(b[:n]))
+			checkClose(t, "Dot", []float32{Dot(a, b)}, []float32{refDot(a, b[:n])}, []float32{abs}, n)
+
+			y0 := randSlice(r, n+3)
+			want := append([]float32(nil), y0...)
+			refAxpy(0.75, a, want[:n])
+			got := append([]float32(nil), y0...)
+			Axpy(0.75, a, got)
+			for i := range got {
+				if math.Abs(float64(got[i]-want[i])) > 1e-6*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("Axpy n=%d: [%d] = %g, want %g", n, i, got[i], want[i])
+				}
+			}
+
+			x := append([]float32(nil), a...)
+			Scale(-1.5, x)
+			for i := range x {
+				if x[i] != -1.5*a[i] {
+					t.Fatalf("Scale n=%d: [%d] = %g, want %g", n, i, x[i], -1.5*a[i])
+				}
+			}
+
+			if n == 0 {
+				continue
+			}
+			w := randSlice(r, n)
+			wantN := make([]float32, n)
+			refRMSNorm(wantN, a, w, 1e-5)
+			gotN := make([]float32, n)
+			RMSNorm(gotN, a, w, 1e-5)
+			for i := range gotN {
+				if math.Abs(float64(gotN[i]-wantN[i])) > 1e-5*(1+math.Abs(float64(wantN[i]))) {
+					t.Fatalf("RMSNorm n=%d: [%d] = %g, want %g", n, i, gotN[i], wantN[i])
+				}
+			}
+
+			s := append([]float32(nil), a...)
+			ws := append([]float32(nil), a...)
+			refSoftmax(ws)
+			Softmax(s)
+			var sum float64
+			for i := range s {
+				sum += float64(s[i])
+				if math.Abs(float64(s[i]-ws[i])) > 1e-6 {
+					t.Fatalf("Softmax n=%d: [%d] = %g, want %g", n, i, s[i], ws[i])
+				}
+			}
+			if math.Abs(sum-1) > 1e-5 {
+				t.Fatalf("Softmax n=%d sums to %g", n, sum)
+			}
+		}
+	})
+}
+
+func TestKnownValues(t *testing.T) {
+	for _, im := range append([]Impl{Reference}, fastImpls()...) {
+		prev := SetImpl(im)
+		x := []float32{0, float32(math.Log(3))}
+		Softmax(x)
+		if math.Abs(float64(x[0])-0.25) > 1e-7 || math.Abs(float64(x[1])-0.75) > 1e-7 {
+			t.Errorf("%v: softmax(0, ln 3) = %v, want [0.25 0.75]", im, x)
+		}
+		big := []float32{1000, 1000, -math.MaxFloat32}
+		Softmax(big)
+		if big[0] != 0.5 || big[1] != 0.5 || big[2] != 0 {
+			t.Errorf("%v: softmax(1000, 1000, -max) = %v, want [0.5 0.5 0]", im, big)
+		}
+		out := make([]float32, 4)
+		RMSNorm(out, []float32{3, -3, 3, -3}, []float32{1, 2, 0.5, 1}, 0)
+		if want := []float32{1, -2, 0.5, -1}; !equal(out, want) {
+			t.Errorf("%v: RMSNorm = %v, want %v", im, out, want)
+		}
+		act := make([]float32, 3)
+		SiLUMul(act, []float32{0, 1, -1}, []float32{5, 2, 2})
+		want := []float32{0, float32(2 / (1 + math.Exp(-1))), float32(-2 / (1 + math.Exp(1)))}
+		for i := range act {
+			if math.Abs(float64(act[i]-want[i])) > 1e-6 {
+				t.Errorf("%v: SiLUMul = %v, want %v", im, act, want)
+			}
+		}
+		if got := Dot([]float32{1, 2, 3, 4, 5, 6, 7, 8, 9}, []float32{9, 8, 7, 6, 5, 4, 3, 2, 1}); got != 165 {
+			t.Errorf("%v: Dot = %g, want 165", im, got)
+		}
+		c := make([]float32, 4)
+		MatMulNN(c, []float32{1, 2, 3, 4}, []float32{5, 6, 7, 8}, 2, 2, 2)
+		if want := []float32{19, 22, 43, 50}; !equal(c, want) {
+			t.Errorf("%v: MatMulNN = %v, want %v", im, c, want)
+		}
+		SetImpl(prev)
+	}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestShapePanics(t *testing.T) {
+	for _, f := range []func(){
+		func() { MatMulNT(make([]float32, 3), make([]float32, 4), make([]float32, 4), 2, 2, 2) },
+		func() { MatMulNN(make([]float32, 4), make([]float32, 3), make([]float32, 4), 2, 2, 2) },
+		func() { MatMulTN(make([]float32, 4), make([]float32, 4), make([]float32, 3), 2, 2, 2) },
+		func() { MatMulNT(nil, nil, nil, -1, 2, 2) },
+		func() { MatMulNTQ8_0(make([]float32, 1), make([]float32, 33), make([]byte, 34), 1, 1, 33) },
+		func() { MatMulNTQ8_0(make([]float32, 1), make([]float32, 32), make([]byte, 33), 1, 1, 32) },
+		func() { Dot(make([]float32, 3), make([]float32, 2)) },
+		func() { F16ToF32(make([]float32, 1), make([]uint16, 2)) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("bad shapes did not panic")
+				}
+			}()
+			f()
+		}()
+	}
+}
