@@ -1,16 +1,20 @@
 package slm
 
 import (
-	"github.com/usersim/usersim/slm/tensor"
-
 	"github.com/usersim/usersim/slm/kernels"
+	"github.com/usersim/usersim/slm/tensor"
 )
 
 // quantKernels are the quantized weight types with a matrix-product kernel
 // (c[m×n] = a[m×k]·bᵀ with b n rows of k/blocksize blocks). Linear keeps
 // weights of these types quantized; any other type is converted to float32
 // when loaded.
-var quantKernels = map[tensor.DType]func(c, a []float32, b []byte, m, n, k int){}
+var quantKernels = map[tensor.DType]func(c, a []float32, b []byte, m, n, k int){
+	tensor.Q8_0: kernels.MatMulNTQ8_0,
+	tensor.Q4_0: kernels.MatMulNTQ4_0,
+	tensor.Q4_K: kernels.MatMulNTQ4K,
+	tensor.Q6_K: kernels.MatMulNTQ6K,
+}
 
 // panelRows is how many weight rows the fallback dequantizes at once.
 const panelRows = 64

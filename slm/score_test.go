@@ -1,0 +1,92 @@
+package slm
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestScore(t *testing.T) {
+	cfg := testConfigs(t)["qwen2"]
+	m := randomModel(t, cfg, 7)
+	rng := rand.New(rand.NewPCG(8, 8))
+	prefix := randomTokens(rng, 20, cfg.Vocab)
+	prompt := randomTokens(rng, 4, cfg.Vocab)
+	cands := [][]int{{5}, {6, 7}, {5, 9, 11}, {300}}
+	ctx := context.Background()
+
+	pc := m.NewCache()
+	if _, err := m.Forward(ctx, []Sequence{{Cache: pc, Tokens: prefix, Logits: LogitsNone}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Score(ctx, pc, prompt, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.Len() != len(prefix) {
+		t.Fatalf("Score changed the prefix cache: len %d", pc.Len())
+	}
+	base := append(append([]int(nil), prefix...), prompt...)
+	for i, cand := range cands {
+		seq := append(append([]int(nil), base...), cand...)
+		logits := refForward(t, m, seq)
+		var want float64
+		for j, tok := range cand {
+			want += refLogSoftmax(logits[len(base)-1+j])[tok]
+		}
+		if math.Abs(got[i]-want) > 1e-4 {
+			t.Errorf("candidate %v: log-prob %g, reference %g", cand, got[i], want)
+		}
+	}
+	p := Normalize(got)
+	var sum float64
+	for i := range p {
+		sum += p[i]
+		if math.Abs(math.Log(p[i])-(got[i]-got[0])-math.Log(p[0])) > 1e-9 {
+			t.Errorf("Normalize: ratio of %d to 0 is off", i)
+		}
+	}
+	if math.Abs(sum-1) > 1e-12 {
+		t.Errorf("distribution sums to %g", sum)
+	}
+
+	// With no prompt, Score uses the prefix's last logits when known.
+	full := m.NewCache()
+	if _, err := m.Forward(ctx, []Sequence{{Cache: full, Tokens: base, Logits: LogitsLast}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.Score(ctx, full, nil, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range again {
+		if math.Abs(again[i]-got[i]) > 1e-5 {
+			t.Errorf("candidate %d: %g from the cached last logits, %g with the prompt", i, again[i], got[i])
+		}
+	}
+	if _, err := m.Score(ctx, pc.Fork(), nil, cands); err == nil {
+		t.Error("no prompt and no known last logits: no error")
+	}
+	for _, bad := range [][][]int{nil, {{}}, {{cfg.Vocab}}} {
+		if _, err := m.Score(ctx, nil, prompt, bad); err == nil {
+			t.Errorf("candidates %v: no error", bad)
+		}
+	}
+}
+
+func refLogSoftmax(x []float64) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range x {
+		mx = math.Max(mx, v)
+	}
+	var s float64
+	for _, v := range x {
+		s += math.Exp(v - mx)
+	}
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = v - mx - math.Log(s)
+	}
+	return out
+}
