@@ -107,3 +107,22 @@ func BenchmarkKNNFitML1M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSVDEpochRef64 is the float64 reference loop on the same data as
+// BenchmarkSVDEpochML1M, for the float32 speed-up.
+func BenchmarkSVDEpochRef64(b *testing.B) {
+	d := loadML1M(b)
+	rows := allRows(d)
+	m := NewSVD(1)
+	m.Epochs = 0
+	t0 := time.Now()
+	refSVD64(d, rows, rows[:1], m)
+	setup := time.Since(t0)
+	m.Epochs = 2
+	b.ResetTimer()
+	for range b.N {
+		refSVD64(d, rows, rows[:1], m)
+	}
+	el := b.Elapsed() - time.Duration(b.N)*setup
+	b.ReportMetric(float64(m.Epochs*b.N)/el.Seconds(), "epochs/s")
+}
