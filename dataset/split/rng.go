@@ -1,0 +1,43 @@
+package split
+
+import (
+	"math/bits"
+	"math/rand/v2"
+)
+
+// rng draws from a PCG generator (a fully specified algorithm) with
+// arithmetic written here, so that a split depends only on its seed and not
+// on how a Go release implements math/rand's derived methods.
+type rng struct{ src *rand.PCG }
+
+// Streams keep the random choices of a split independent of each other.
+const (
+	streamSample   uint64 = 1       // which users the paper protocol samples
+	streamRows     uint64 = 2       // row order of random and k-fold splits
+	streamUserBase uint64 = 1 << 32 // + user: a user's order when there are no timestamps
+)
+
+func newRNG(seed int64, stream uint64) *rng {
+	return &rng{src: rand.NewPCG(uint64(seed), stream*0x9e3779b97f4a7c15+0x632be59bd9b4e019)}
+}
+
+// intn returns a uniform integer in [0, n) (Lemire's method, unbiased).
+func (r *rng) intn(n int) int {
+	un := uint64(n)
+	hi, lo := bits.Mul64(r.src.Uint64(), un)
+	if lo < un {
+		thresh := -un % un
+		for lo < thresh {
+			hi, lo = bits.Mul64(r.src.Uint64(), un)
+		}
+	}
+	return int(hi)
+}
+
+// shuffle permutes s in place (Fisher–Yates).
+func shuffle[T any](r *rng, s []T) {
+	for i := len(s) - 1; i > 0; i-- {
+		j := r.intn(i + 1)
+		s[i], s[j] = s[j], s[i]
+	}
+}
