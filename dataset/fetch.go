@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -167,6 +168,20 @@ type transientError struct{ err error }
 func (e transientError) Error() string { return e.err.Error() }
 func (e transientError) Unwrap() error { return e.err }
 
+// unreachableError marks a failure to reach the server that retrying will
+// not cure (the host name does not resolve).
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string { return e.err.Error() }
+func (e unreachableError) Unwrap() error { return e.err }
+
+// isOffline reports whether err means the server could not be reached.
+func isOffline(err error) bool {
+	var te transientError
+	var ue unreachableError
+	return errors.As(err, &te) || errors.As(err, &ue)
+}
+
 // retry runs op until it succeeds, fails permanently, or the retries are
 // spent; it returns the last error.
 func (f *fetcher) retry(ctx context.Context, what string, op func() error) error {
@@ -202,6 +217,10 @@ func (f *fetcher) get(ctx context.Context, url string, hdr http.Header) (*http.R
 	req.Header.Set("User-Agent", "usersim")
 	resp, err := f.opt.Client.Do(req)
 	if err != nil {
+		var dns *net.DNSError
+		if errors.As(err, &dns) && dns.IsNotFound {
+			return nil, unreachableError{err} // no name service answer: offline, not worth retrying
+		}
 		return nil, transientError{err}
 	}
 	switch c := resp.StatusCode; {
@@ -246,8 +265,7 @@ func (f *fetcher) checksum(ctx context.Context, url string) (sum, source string,
 		return nil
 	})
 	if err != nil {
-		var te transientError
-		if errors.As(err, &te) {
+		if isOffline(err) {
 			return "", "", f.offline(url+".md5", err)
 		}
 		return "", "", fmt.Errorf("fetch %s: no checksum to verify the download against: %w", f.name, err)
@@ -265,8 +283,7 @@ func (f *fetcher) download(ctx context.Context, url, part string) error {
 	if err == nil {
 		return nil
 	}
-	var te transientError
-	if errors.As(err, &te) {
+	if isOffline(err) {
 		return f.offline(url, err)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

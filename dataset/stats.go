@@ -154,7 +154,7 @@ func (s Stats) WriteText(w io.Writer) error {
 	p("histogram\t\n")
 	for _, b := range s.Histogram {
 		bar := strings.Repeat("#", int(math.Round(b.Share*50)))
-		p("  %g\t%s  %5.1f%%  %s\n", b.Value, thousands(b.Count), 100*b.Share, bar)
+		p("  %g\t%11s  %5.1f%%  %s\n", b.Value, thousands(b.Count), 100*b.Share, bar)
 	}
 	return tw.Flush()
 }
