@@ -1,0 +1,83 @@
+package slm
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/usersim/usersim/slm/kernels"
+)
+
+// The benchmarks run the SmolLM2-135M-shaped random model (30 layers, hidden
+// 576, 9 heads, 3 kv heads, MLP 1536, vocab 49152) on 2 threads, as
+// llama.cpp's llama-bench was run on this machine (DESIGN.md §5):
+//
+//	go test -run '^$' -bench 'Prefill|Decode' -benchtime 3x ./slm/
+
+var (
+	benchOnce   sync.Once
+	benchModels map[string]*Model
+)
+
+func benchModel(b *testing.B, kind string) *Model {
+	benchOnce.Do(func() {
+		f32 := randomModel(b, smolConfig(30), 42)
+		q8 := randomModel(b, smolConfig(30), 42)
+		if err := q8.QuantizeQ8_0(); err != nil {
+			b.Fatal(err)
+		}
+		benchModels = map[string]*Model{"F32": f32, "Q8_0": q8}
+	})
+	return benchModels[kind]
+}
+
+func BenchmarkPrefill512(b *testing.B) {
+	for _, kind := range []string{"F32", "Q8_0"} {
+		b.Run(kind, func(b *testing.B) {
+			m := benchModel(b, kind)
+			prev := kernels.Threads()
+			kernels.SetThreads(2)
+			defer kernels.SetThreads(prev)
+			toks := make([]int, 512)
+			for i := range toks {
+				toks[i] = (i*7919 + 13) % m.Config.Vocab
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Forward(context.Background(), []Sequence{{Cache: m.NewCache(), Tokens: toks}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(512*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
+
+// BenchmarkDecode generates one token at a time after a 16-token prompt
+// (b.N tokens in all, as llama-bench's tg test).
+func BenchmarkDecode(b *testing.B) {
+	for _, kind := range []string{"F32", "Q8_0"} {
+		b.Run(kind, func(b *testing.B) {
+			m := benchModel(b, kind)
+			prev := kernels.Threads()
+			kernels.SetThreads(2)
+			defer kernels.SetThreads(prev)
+			ctx := context.Background()
+			c := m.NewCache()
+			prompt := make([]int, 16)
+			if _, err := m.Forward(ctx, []Sequence{{Cache: c, Tokens: prompt}}); err != nil {
+				b.Fatal(err)
+			}
+			tok := 1
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out, err := m.Forward(ctx, []Sequence{{Cache: c, Tokens: []int{tok}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tok = argmax(out[0][0])
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
