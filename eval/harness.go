@@ -7,11 +7,16 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
 )
+
+// DefaultBaselines names the baselines a report shows by default (see
+// eval/baseline.New).
+var DefaultBaselines = []string{"global-mean", "user-mean", "item-mean", "bias", "svd", "svdpp", "item-knn"}
 
 // Options tune Evaluate. The zero value is usable.
 type Options struct {
@@ -51,6 +56,16 @@ type SplitInfo struct {
 	TestUsers int  `json:"test_users"` // users with at least one test row
 	Train     int  `json:"train_rows"`
 	Test      int  `json:"test_rows"`
+	// The paper protocol's parameters.
+	MinRatings  int     `json:"min_ratings,omitempty"`
+	MaxRatings  int     `json:"max_ratings,omitempty"`
+	TrainFrac   float64 `json:"train_frac,omitempty"`
+	SampledOnly bool    `json:"sampled_only,omitempty"`
+	// The random protocol's test share; the k-fold protocol's fold (0-based)
+	// and number of folds.
+	TestFrac float64 `json:"test_frac,omitempty"`
+	Fold     int     `json:"fold,omitempty"`
+	Folds    int     `json:"folds,omitempty"`
 	// Description says in words how the split was made.
 	Description string `json:"description"`
 }
@@ -192,6 +207,8 @@ func describeSplit(d *dataset.Dataset, s *split.Split, testUsers []int32) SplitI
 	info := SplitInfo{
 		Protocol: s.Protocol, Seed: s.Seed, Temporal: s.Temporal, HasTime: d.HasTime(),
 		Users: len(s.Users), TestUsers: len(u), Train: len(s.Train), Test: len(s.Test),
+		MinRatings: s.MinRatings, MaxRatings: s.MaxRatings, TrainFrac: s.TrainFrac, SampledOnly: s.SampledOnly,
+		TestFrac: s.TestFrac, Fold: s.Fold, Folds: s.Folds,
 	}
 	info.Description = describe(info, d.NumUsers())
 	return info
@@ -199,30 +216,52 @@ func describeSplit(d *dataset.Dataset, s *split.Split, testUsers []int32) SplitI
 
 // describe says in words how the split was made.
 func describe(in SplitInfo, allUsers int) string {
+	var b strings.Builder
 	share := 100 * float64(in.Test) / math.Max(1, float64(in.Train+in.Test))
-	var how string
-	switch {
-	case in.Temporal:
-		how = "per-user temporal split: each evaluated user's oldest ratings train, the newest are test"
-	case !in.HasTime:
-		how = "random per-user split because the dataset has no timestamps"
-	default:
-		how = "seeded random split (timestamps not used)"
-	}
 	switch in.Protocol {
-	case "paper":
-		return fmt.Sprintf("paper protocol: %d users sampled (seed %d) out of %d; %s; training holds %d rows, test %d rows of %d users (%.1f%% of the rows in the split)",
-			in.Users, in.Seed, allUsers, how, in.Train, in.Test, in.TestUsers, share)
-	case "random":
-		return fmt.Sprintf("global random split (seed %d): %.1f%% of all ratings held out at random as test (%d rows of %d users), %d rows train",
-			in.Seed, share, in.Test, in.TestUsers, in.Train)
-	default:
-		if !in.Temporal {
-			how = "rows assigned to train or test at random"
+	case split.ProtocolPaper:
+		fmt.Fprintf(&b, "paper protocol: %d users", in.Users)
+		if in.MaxRatings > 0 {
+			fmt.Fprintf(&b, " with %d–%d ratings", in.MinRatings, in.MaxRatings)
 		}
-		return fmt.Sprintf("%s split (seed %d): %d train rows, %d test rows of %d users (%.1f%%); %s",
-			in.Protocol, in.Seed, in.Train, in.Test, in.TestUsers, share, how)
+		fmt.Fprintf(&b, " sampled out of %d (seed %d); ", allUsers, in.Seed)
+		switch {
+		case in.Temporal:
+			b.WriteString("per-user temporal split")
+		case !in.HasTime:
+			b.WriteString("random per-user split because the dataset has no timestamps")
+		default:
+			b.WriteString("random per-user split (timestamps ignored)")
+		}
+		if in.TrainFrac > 0 {
+			p := int(math.Round(100 * in.TrainFrac))
+			if in.Temporal {
+				fmt.Fprintf(&b, ", %d/%d: each user's oldest %d%% of ratings train, the newest are test", p, 100-p, p)
+			} else {
+				fmt.Fprintf(&b, ", %d/%d", p, 100-p)
+			}
+		}
+		if in.SampledOnly {
+			b.WriteString("; training on the sampled users' rows only")
+		} else {
+			b.WriteString("; every other user's whole history is training data too")
+		}
+	case split.ProtocolRandom:
+		fmt.Fprintf(&b, "global random split (seed %d): %.1f%% of all ratings held out at random as test", in.Seed, share)
+	case split.ProtocolKFold:
+		if in.Folds > 0 {
+			fmt.Fprintf(&b, "%d-fold cross-validation (seed %d), fold %d: ratings shuffled and cut into %d folds", in.Folds, in.Seed, in.Fold+1, in.Folds)
+		} else {
+			fmt.Fprintf(&b, "k-fold cross-validation (seed %d): ratings shuffled and cut into folds", in.Seed)
+		}
+	default:
+		fmt.Fprintf(&b, "%s split (seed %d)", in.Protocol, in.Seed)
+		if in.Temporal {
+			b.WriteString(", per-user temporal")
+		}
 	}
+	fmt.Fprintf(&b, "; %d training rows, %d test rows of %d users (%.1f%% test)", in.Train, in.Test, in.TestUsers, share)
+	return b.String()
 }
 
 func progress(w io.Writer, format string, args ...any) {

@@ -242,7 +242,10 @@ func TestWriteFiles(t *testing.T) {
 
 func TestCrossValidate(t *testing.T) {
 	d := smallWorld(5, false)
-	folds := randomFolds(d, 3, 7)
+	folds, err := split.KFold(d, 3, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ps := []eval.Predictor{baseline.NewGlobalMean(), baseline.NewBias()}
 	cv, err := eval.CrossValidate(context.Background(), d, folds, ps, eval.Options{Bootstrap: -1})
 	if err != nil {

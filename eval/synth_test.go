@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/dataset/synth"
 	"github.com/usersim/usersim/eval"
 	"github.com/usersim/usersim/eval/baseline"
@@ -18,7 +19,10 @@ func TestSyntheticWorldNoiseFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := w.Dataset
-	s := randomFolds(d, 10, 1)[0]
+	s, err := split.Random(d, 0.1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ps []eval.Predictor
 	for _, n := range []string{"global-mean", "bias", "svd", "svdpp", "item-knn"} {
 		p, _ := baseline.New(n, 1)
