@@ -51,3 +51,53 @@ func BenchmarkMatMulNT(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatMulNTQuant measures the quantized matmuls for decode (m=1:
+// memory bound, reported as GB/s of weights read) and prefill (m=128).
+func BenchmarkMatMulNTQuant(b *testing.B) {
+	types := []struct {
+		q      quantType
+		matmul func(c, a []float32, b []byte, m, n, k int)
+	}{
+		{qQ8_0, MatMulNTQ8_0},
+		{qQ4_0, MatMulNTQ4_0},
+		{qQ4K, MatMulNTQ4K},
+		{qQ6K, MatMulNTQ6K},
+	}
+	shapes := []struct {
+		name    string
+		m, n, k int
+	}{
+		{"1x49152x768", 1, 49152, 768}, // k a multiple of 256 for the K types
+		{"1x1536x512", 1, 1536, 512},
+		{"128x1536x512", 128, 1536, 512},
+	}
+	for _, tp := range types {
+		for _, s := range shapes {
+			r := rand.New(rand.NewPCG(1, 1))
+			a := randSlice(r, s.m*s.k)
+			w := randQuant(r, tp.q, s.n, s.k)
+			c := make([]float32, s.m*s.n)
+			for _, im := range append([]Impl{Reference}, fastImpls()...) {
+				for _, th := range []int{1, 2} {
+					if im == Reference && (th == 2 || s.m > 1) {
+						continue
+					}
+					name := fmt.Sprintf("%s/%s/%v/threads=%d", tp.q.name[len("MatMulNT"):], s.name, im, th)
+					b.Run(name, func(b *testing.B) {
+						defer SetImpl(SetImpl(im))
+						prevT := Threads()
+						SetThreads(th)
+						defer SetThreads(prevT)
+						for b.Loop() {
+							tp.matmul(c, a, w, s.m, s.n, s.k)
+						}
+						sec := b.Elapsed().Seconds() / float64(b.N)
+						b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)/sec/1e9, "GFLOPS")
+						b.ReportMetric(float64(len(w))/sec/1e9, "GB/s")
+					})
+				}
+			}
+		}
+	}
+}

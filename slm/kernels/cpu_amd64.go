@@ -33,3 +33,12 @@ func f16ToF32F16C(dst *float32, src *uint16, n int)
 
 //go:noescape
 func f32ToF16F16C(dst *uint16, src *float32, n int)
+
+//go:noescape
+func transPack8(dst *float32, ldd int, src *float32, lds int, n int)
+
+//go:noescape
+func dequantQ8_0AVX2(dst *float32, src *byte, nb int)
+
+//go:noescape
+func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32

@@ -80,28 +80,66 @@ func parallelFor(n, align, t int, f func(lo, hi int)) {
 }
 
 // parallel splits C among goroutines and runs the blocked algorithm on each
-// part. Splitting the columns makes every goroutine pack all of A and its
-// own columns of B; splitting the rows, all of B and its rows of A; so it
-// splits the larger of m and n, duplicating the smaller operand's packing.
+// part. When it splits the columns, every part needs all of A, so A is
+// packed once, cooperatively, before the parts start (and when it splits
+// the rows, B): no goroutine repeats another's packing.
 func (g *gemm) parallel() {
 	if g.n >= g.m {
 		t := workers(g.m*g.n*g.k, (g.n+nr-1)/nr)
-		parallelFor(g.n, nr, t, func(lo, hi int) { g.block(0, g.m, lo, hi) })
-	} else {
-		t := workers(g.m*g.n*g.k, (g.m+mr-1)/mr)
-		parallelFor(g.m, mr, t, func(lo, hi int) { g.block(lo, hi, 0, g.n) })
+		if t == 1 {
+			g.block(0, g.m, 0, g.n, nil, nil)
+			return
+		}
+		mPad := (g.m + mr - 1) / mr * mr
+		p := getBuf(mPad * g.k)
+		defer bufPool.Put(p)
+		preA := *p
+		parallelFor(g.m, mr, t, func(lo, hi int) {
+			for pc := 0; pc < g.k; pc += kcBlock {
+				kc := min(kcBlock, g.k-pc)
+				g.packA(preA[pc*mPad+lo*kc:], lo, hi-lo, pc, kc)
+			}
+		})
+		parallelFor(g.n, nr, t, func(lo, hi int) { g.block(0, g.m, lo, hi, preA, nil) })
+		return
 	}
+	t := workers(g.m*g.n*g.k, (g.m+mr-1)/mr)
+	if t == 1 {
+		g.block(0, g.m, 0, g.n, nil, nil)
+		return
+	}
+	nPad := (g.n + nr - 1) / nr * nr
+	p := getBuf(nPad * g.k)
+	defer bufPool.Put(p)
+	preB := *p
+	parallelFor(g.n, nr, t, func(lo, hi int) {
+		for pc := 0; pc < g.k; pc += kcBlock {
+			kc := min(kcBlock, g.k-pc)
+			g.packB(preB[pc*nPad+lo*kc:], pc, kc, lo, hi-lo)
+		}
+	})
+	parallelFor(g.m, mr, t, func(lo, hi int) { g.block(lo, hi, 0, g.n, nil, preB) })
 }
 
 // block computes rows [i0,i1) and columns [j0,j1) of C on one goroutine:
 // the five loops around the micro-kernel of Goto and van de Geijn (BLIS).
-func (g *gemm) block(i0, i1, j0, j1 int) {
-	pa := getBuf(mcBlock * kcBlock)
-	defer bufPool.Put(pa)
-	ncMax := min(ncBlock, (j1-j0+nr-1)/nr*nr)
-	pb := getBuf(kcBlock * ncMax)
-	defer bufPool.Put(pb)
-	bufA, bufB := *pa, *pb
+// preA, if not nil, holds all of op(A) packed (block pc, rows from i at
+// preA[pc*mPad+i*kc]), and likewise preB for op(B) (block pc, columns from
+// j at preB[pc*nPad+j*kc]); otherwise block packs them itself.
+func (g *gemm) block(i0, i1, j0, j1 int, preA, preB []float32) {
+	var bufA, bufB []float32
+	if preA == nil {
+		p := getBuf(mcBlock * kcBlock)
+		defer bufPool.Put(p)
+		bufA = *p
+	}
+	if preB == nil {
+		p := getBuf(kcBlock * min(ncBlock, (j1-j0+nr-1)/nr*nr))
+		defer bufPool.Put(p)
+		bufB = *p
+	}
+	mPad := (g.m + mr - 1) / mr * mr
+	nPad := (g.n + nr - 1) / nr * nr
 	var tmp [mr * nr]float32
 	asm := useAsm()
 
@@ -109,16 +147,26 @@ func (g *gemm) block(i0, i1, j0, j1 int) {
 		nc := min(ncBlock, j1-jc)
 		for pc := 0; pc < g.k; pc += kcBlock {
 			kc := min(kcBlock, g.k-pc)
-			g.packB(bufB, pc, kc, jc, nc)
+			pb := bufB
+			if preB == nil {
+				g.packB(bufB, pc, kc, jc, nc)
+			} else {
+				pb = preB[pc*nPad+jc*kc:]
+			}
 			accum := g.acc || pc > 0
 			for ic := i0; ic < i1; ic += mcBlock {
 				mc := min(mcBlock, i1-ic)
-				g.packA(bufA, ic, mc, pc, kc)
+				pa := bufA
+				if preA == nil {
+					g.packA(bufA, ic, mc, pc, kc)
+				} else {
+					pa = preA[pc*mPad+ic*kc:]
+				}
 				for jr := 0; jr < nc; jr += nr {
-					bp := bufB[jr*kc : (jr+nr)*kc]
+					bp := pb[jr*kc : (jr+nr)*kc]
 					nn := min(nr, nc-jr)
 					for ir := 0; ir < mc; ir += mr {
-						ap := bufA[ir*kc : (ir+mr)*kc]
+						ap := pa[ir*kc : (ir+mr)*kc]
 						mm := min(mr, mc-ir)
 						off := (ic+ir)*g.ldc + jc + jr
 						if mm == mr && nn == nr {
@@ -172,25 +220,9 @@ func (g *gemm) packA(dst []float32, ic, mc, pc, kc int) {
 		mm := min(mr, mc-ir)
 		panel := dst[ir*kc : (ir+mr)*kc]
 		if g.ta {
-			for p := 0; p < kc; p++ {
-				src := g.a[(pc+p)*g.lda+ic+ir:]
-				d := panel[p*mr : p*mr+mr]
-				copy(d, src[:mm])
-				clear(d[mm:])
-			}
-			continue
-		}
-		for i := 0; i < mm; i++ {
-			src := g.a[(ic+ir+i)*g.lda+pc:]
-			src = src[:kc]
-			for p, v := range src {
-				panel[p*mr+i] = v
-			}
-		}
-		for i := mm; i < mr; i++ {
-			for p := 0; p < kc; p++ {
-				panel[p*mr+i] = 0
-			}
+			packCopy(panel, mr, g.a[pc*g.lda+ic+ir:], g.lda, mm, kc)
+		} else {
+			packTrans(panel, mr, g.a[(ic+ir)*g.lda+pc:], g.lda, mm, kc)
 		}
 	}
 }
@@ -202,26 +234,67 @@ func (g *gemm) packB(dst []float32, pc, kc, jc, nc int) {
 	for jr := 0; jr < nc; jr += nr {
 		nn := min(nr, nc-jr)
 		panel := dst[jr*kc : (jr+nr)*kc]
-		if !g.tb {
-			for p := 0; p < kc; p++ {
-				src := g.b[(pc+p)*g.ldb+jc+jr:]
-				d := panel[p*nr : p*nr+nr]
-				copy(d, src[:nn])
-				clear(d[nn:])
-			}
-			continue
+		if g.tb {
+			packTrans(panel, nr, g.b[(jc+jr)*g.ldb+pc:], g.ldb, nn, kc)
+		} else {
+			packCopy(panel, nr, g.b[pc*g.ldb+jc+jr:], g.ldb, nn, kc)
 		}
-		for j := 0; j < nn; j++ {
-			src := g.b[(jc+jr+j)*g.ldb+pc:]
-			src = src[:kc]
-			for p, v := range src {
-				panel[p*nr+j] = v
+	}
+}
+
+// packCopy writes panel[p*w+i] = src[p*ld+i] for p < kc, i < cnt, and
+// zeros for cnt ≤ i < w: rows of the panel are pieces of rows of src.
+func packCopy(panel []float32, w int, src []float32, ld, cnt, kc int) {
+	for p := 0; p < kc; p++ {
+		d := panel[p*w : p*w+w]
+		copy(d, src[p*ld:p*ld+cnt])
+		clear(d[cnt:])
+	}
+}
+
+// packTrans writes panel[p*w+i] = src[i*ld+p] for p < kc, i < cnt, and
+// zeros for cnt ≤ i < w: the panel is a transposed block of src, gathered
+// four rows of src at a time so that the writes stay sequential.
+func packTrans(panel []float32, w int, src []float32, ld, cnt, kc int) {
+	panel = panel[:w*kc]
+	i := 0
+	if kc8 := kc &^ 7; w >= 8 && kc8 > 0 && useAsm() {
+		for ; i+8 <= cnt; i += 8 {
+			_ = src[(i+7)*ld+kc-1] // the eight rows exist
+			transPack8(&panel[i], w, &src[i*ld], ld, kc8)
+			for r := i; r < i+8; r++ {
+				for p, v := range src[r*ld+kc8 : r*ld+kc] {
+					panel[(kc8+p)*w+r] = v
+				}
 			}
 		}
-		for j := nn; j < nr; j++ {
-			for p := 0; p < kc; p++ {
-				panel[p*nr+j] = 0
-			}
+	}
+	for ; i+4 <= cnt; i += 4 {
+		r0 := src[i*ld:][:kc]
+		r1 := src[(i+1)*ld:][:kc]
+		r2 := src[(i+2)*ld:][:kc]
+		r3 := src[(i+3)*ld:][:kc]
+		for p := range r0 {
+			q := panel[p*w+i : p*w+i+4 : p*w+i+4]
+			q[0], q[1], q[2], q[3] = r0[p], r1[p], r2[p], r3[p]
+		}
+	}
+	for ; i+2 <= cnt; i += 2 {
+		r0 := src[i*ld:][:kc]
+		r1 := src[(i+1)*ld:][:kc]
+		for p := range r0 {
+			q := panel[p*w+i : p*w+i+2 : p*w+i+2]
+			q[0], q[1] = r0[p], r1[p]
+		}
+	}
+	for ; i < cnt; i++ {
+		for p, v := range src[i*ld:][:kc] {
+			panel[p*w+i] = v
+		}
+	}
+	for ; i < w; i++ {
+		for p := 0; p < kc; p++ {
+			panel[p*w+i] = 0
 		}
 	}
 }

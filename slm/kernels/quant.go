@@ -181,6 +181,7 @@ func DequantizeQ6K(dst []float32, src []byte) {
 
 // quantType describes one block format to the shared matmul driver.
 type quantType struct {
+	id          int // 0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K
 	name        string
 	block, size int
 	dequant     func(dst []float32, src []byte)
@@ -190,10 +191,10 @@ type quantType struct {
 }
 
 var (
-	qQ8_0 = quantType{"MatMulNTQ8_0", BlockQ8_0, SizeQ8_0, DequantizeQ8_0, dotQ8_0AVX2}
-	qQ4_0 = quantType{"MatMulNTQ4_0", BlockQ4_0, SizeQ4_0, DequantizeQ4_0, nil}
-	qQ4K  = quantType{"MatMulNTQ4K", BlockQ4K, SizeQ4K, DequantizeQ4K, nil}
-	qQ6K  = quantType{"MatMulNTQ6K", BlockQ6K, SizeQ6K, DequantizeQ6K, nil}
+	qQ8_0 = quantType{0, "MatMulNTQ8_0", BlockQ8_0, SizeQ8_0, DequantizeQ8_0, dotQ8_0AVX2}
+	qQ4_0 = quantType{1, "MatMulNTQ4_0", BlockQ4_0, SizeQ4_0, DequantizeQ4_0, nil}
+	qQ4K  = quantType{2, "MatMulNTQ4K", BlockQ4K, SizeQ4K, DequantizeQ4K, nil}
+	qQ6K  = quantType{3, "MatMulNTQ6K", BlockQ6K, SizeQ6K, DequantizeQ6K, nil}
 )
 
 // MatMulNTQ8_0 computes c[m×n] = a[m×k] · bᵀ where b holds n rows of k
@@ -243,30 +244,7 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 		return
 	}
 	if m <= smallM {
-		// Decode: stream each weight row once, dotting it with every row
-		// of a while it is in cache.
-		t := workers(m*n*k, n)
-		parallelFor(n, 1, t, func(lo, hi int) {
-			var row []float32
-			if q.dotAsm == nil || !useAsm() {
-				p := getBuf(k)
-				defer bufPool.Put(p)
-				row = *p
-			}
-			for j := lo; j < hi; j++ {
-				bj := b[j*rowBytes : (j+1)*rowBytes]
-				if row == nil {
-					for i := 0; i < m; i++ {
-						c[i*n+j] = q.dotAsm(&a[i*k], &bj[0], k/q.block)
-					}
-					continue
-				}
-				q.dequant(row, bj)
-				for i := 0; i < m; i++ {
-					c[i*n+j] = dot(a[i*k:(i+1)*k], row)
-				}
-			}
-		})
+		matVecQ(q, c, a, b, m, n, k, rowBytes)
 		return
 	}
 	// Prefill: dequantize chunks of weight rows to float32 and run the
@@ -279,10 +257,71 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 		for j0 := lo; j0 < hi; j0 += quantChunk {
 			nc := min(quantChunk, hi-j0)
 			for j := 0; j < nc; j++ {
-				q.dequant(buf[j*k:(j+1)*k], b[(j0+j)*rowBytes:(j0+j+1)*rowBytes])
+				dst, src := buf[j*k:(j+1)*k], b[(j0+j)*rowBytes:(j0+j+1)*rowBytes]
+				if q.id == qQ8_0.id && useAsm() {
+					dequantQ8_0AVX2(&dst[0], &src[0], k/BlockQ8_0)
+				} else {
+					q.dequant(dst, src)
+				}
 			}
 			g := gemm{m: m, n: nc, k: k, a: a, lda: k, b: buf, ldb: k, tb: true, c: c[j0:], ldc: n}
-			g.block(0, m, 0, nc)
+			g.block(0, m, 0, nc, nil, nil)
 		}
 	})
 }
+
+// matVecQ is the decode path of the quantized matmuls (m ≤ smallM): each
+// weight row is streamed once, split among goroutines, and dotted with
+// every row of a while it is in cache. With AVX2, Q8_0 and Q4_K rows are
+// dotted straight from their blocks; other formats are dequantized to a
+// float32 row first.
+func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
+	asm := useAsm()
+	var asums []float32
+	if asm && q.id == qQ4K.id {
+		// Sums of a over each 32-value sub-block, for the mins term.
+		asums = make([]float32, m*k/32)
+		for s := range asums {
+			asums[s] = dot(a[s*32:s*32+32], ones[:])
+		}
+	}
+	t := workers(m*n*k, n)
+	parallelFor(n, 1, t, func(lo, hi int) {
+		p := getBuf(k)
+		defer bufPool.Put(p)
+		row := *p
+		for j := lo; j < hi; j++ {
+			bj := b[j*rowBytes : (j+1)*rowBytes]
+			switch {
+			case asm && q.id == qQ8_0.id:
+				for i := 0; i < m; i++ {
+					c[i*n+j] = dotQ8_0AVX2(&a[i*k], &bj[0], k/BlockQ8_0)
+				}
+			case asm && q.id == qQ4K.id:
+				// row[:k/32] = d·sc, row[k/32:k/16] = dmin·m per sub-block.
+				nsb := k / BlockQ4K
+				scales, mins := row[:nsb*8], row[nsb*8:nsb*16]
+				for sb := 0; sb < nsb; sb++ {
+					x := bj[sb*SizeQ4K:]
+					d, dmin := half(x), half(x[2:])
+					for s := 0; s < 8; s++ {
+						sc, mn := scaleMinK4(s, x[4:16])
+						scales[sb*8+s] = d * float32(sc)
+						mins[sb*8+s] = dmin * float32(mn)
+					}
+				}
+				for i := 0; i < m; i++ {
+					v := dotQ4KAVX2(&a[i*k], &bj[16], &scales[0], nsb)
+					c[i*n+j] = v - dot(mins, asums[i*k/32:(i+1)*k/32])
+				}
+			default:
+				q.dequant(row, bj)
+				for i := 0; i < m; i++ {
+					c[i*n+j] = dot(a[i*k:(i+1)*k], row)
+				}
+			}
+		}
+	})
+}
+
+var ones = [32]float32{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}

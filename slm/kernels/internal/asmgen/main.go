@@ -41,6 +41,9 @@ func main() {
 	scale(&g)
 	dotQ8(&g)
 	f16(&g)
+	transPack(&g)
+	dequantQ8(&g)
+	dotQ4K(&g)
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -396,5 +399,184 @@ func f16(g *gen) {
 	g.i("JNZ s2h_loop")
 	g.f("s2h_done:")
 	g.i("VZEROUPPER")
+	g.i("RET")
+}
+
+// transPack emits
+//
+//	func transPack8(dst *float32, ldd int, src *float32, lds int, n int)
+//
+// dst[(8q+c)*ldd + r] = src[r*lds + 8q+c] for r, c < 8 and q < n/8: eight
+// rows of src are transposed 8×8 at a time into eight columns of dst (the
+// packing of a transposed operand into GEMM panels).
+func transPack(g *gen) {
+	g.f("")
+	g.f("// func transPack8(dst *float32, ldd int, src *float32, lds int, n int)")
+	g.f("TEXT ·transPack8(SB), NOSPLIT, $0-40")
+	g.i("MOVQ dst+0(FP), DI")
+	g.i("MOVQ ldd+8(FP), R11")
+	g.i("SHLQ $2, R11")
+	g.i("LEAQ (R11)(R11*2), R12")
+	g.i("MOVQ src+16(FP), SI")
+	g.i("MOVQ lds+24(FP), R8")
+	g.i("SHLQ $2, R8")
+	g.i("LEAQ (R8)(R8*2), R9")
+	g.i("LEAQ (SI)(R8*4), R10")
+	g.i("MOVQ n+32(FP), CX")
+	g.i("SHRQ $3, CX")
+	g.i("JZ tp_done")
+	g.f("tp_loop:")
+	rowAddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(SI)(R9*1)", "(R10)", "(R10)(R8*1)", "(R10)(R8*2)", "(R10)(R9*1)"}
+	for r, a := range rowAddr {
+		g.i("VMOVUPS %s, Y%d", a, r)
+	}
+	for q := 0; q < 4; q++ {
+		g.i("VUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
+		g.i("VUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
+	}
+	// Y8..Y15 = t0..t7; u0..u7 into Y0..Y7.
+	for h := 0; h < 2; h++ {
+		t := 8 + 4*h
+		g.i("VSHUFPS $0x44, Y%d, Y%d, Y%d", t+2, t, 4*h+0)
+		g.i("VSHUFPS $0xEE, Y%d, Y%d, Y%d", t+2, t, 4*h+1)
+		g.i("VSHUFPS $0x44, Y%d, Y%d, Y%d", t+3, t+1, 4*h+2)
+		g.i("VSHUFPS $0xEE, Y%d, Y%d, Y%d", t+3, t+1, 4*h+3)
+	}
+	// Column c < 4 is the low halves of u_c and u_{c+4}; c ≥ 4 the high.
+	for c := 0; c < 8; c++ {
+		imm := "0x20"
+		if c >= 4 {
+			imm = "0x31"
+		}
+		g.i("VPERM2F128 $%s, Y%d, Y%d, Y%d", imm, c%4+4, c%4, 8+c)
+	}
+	g.i("LEAQ (DI)(R11*4), R13")
+	dstAddr := []string{"(DI)", "(DI)(R11*1)", "(DI)(R11*2)", "(DI)(R12*1)", "(R13)", "(R13)(R11*1)", "(R13)(R11*2)", "(R13)(R12*1)"}
+	for c, a := range dstAddr {
+		g.i("VMOVUPS Y%d, %s", 8+c, a)
+	}
+	g.i("LEAQ (R13)(R11*4), DI")
+	g.i("ADDQ $32, SI")
+	g.i("ADDQ $32, R10")
+	g.i("DECQ CX")
+	g.i("JNZ tp_loop")
+	g.f("tp_done:")
+	g.i("VZEROUPPER")
+	g.i("RET")
+}
+
+// halfScale loads the float16 at addr, converts it and broadcasts it to
+// Y<y> (AX scratch).
+func halfScale(g *gen, addr string, y int) {
+	g.i("MOVWLZX %s, AX", addr)
+	g.i("MOVQ AX, X%d", y)
+	g.i("VCVTPH2PS X%d, X%d", y, y)
+	g.i("VBROADCASTSS X%d, Y%d", y, y)
+}
+
+// dequantQ8 emits
+//
+//	func dequantQ8_0AVX2(dst *float32, src *byte, nb int)
+//
+// expanding nb Q8_0 blocks to float32 (the prefill path dequantizes weight
+// panels before the float32 GEMM).
+func dequantQ8(g *gen) {
+	g.f("")
+	g.f("// func dequantQ8_0AVX2(dst *float32, src *byte, nb int)")
+	g.f("TEXT ·dequantQ8_0AVX2(SB), NOSPLIT, $0-24")
+	g.i("MOVQ dst+0(FP), DI")
+	g.i("MOVQ src+8(FP), SI")
+	g.i("MOVQ nb+16(FP), CX")
+	g.i("TESTQ CX, CX")
+	g.i("JZ dq8_done")
+	g.f("dq8_loop:")
+	halfScale(g, "(SI)", 0)
+	for q := 0; q < 4; q++ {
+		g.i("VPMOVSXBD %d(SI), Y%d", 2+8*q, 1+q)
+		g.i("VCVTDQ2PS Y%d, Y%d", 1+q, 1+q)
+		g.i("VMULPS Y%d, Y0, Y%d", 1+q, 1+q)
+		g.i("VMOVUPS Y%d, %d(DI)", 1+q, 32*q)
+	}
+	g.i("ADDQ $34, SI")
+	g.i("ADDQ $128, DI")
+	g.i("DECQ CX")
+	g.i("JNZ dq8_loop")
+	g.f("dq8_done:")
+	g.i("VZEROUPPER")
+	g.i("RET")
+}
+
+// dotQ4K emits
+//
+//	func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32
+//
+// the scaled part of a Q4_K row's dot product with a: q points at the
+// quants of the first of nsb super-blocks (144 bytes apart), scales holds
+// d·sc for the 8 sub-blocks of each super-block; the result is
+// sum over sub-blocks s of scales[s]·sum_l nibble(s,l)·a[32s+l]. (The mins
+// term, dmin·m·sum a, is added by the caller.)
+func dotQ4K(g *gen) {
+	g.f("")
+	g.f("// func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32")
+	g.f("TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-36")
+	g.i("MOVQ a+0(FP), SI")
+	g.i("MOVQ q+8(FP), DI")
+	g.i("MOVQ scales+16(FP), DX")
+	g.i("MOVQ nsb+24(FP), CX")
+	g.i("VXORPS Y0, Y0, Y0")
+	g.i("VXORPS Y1, Y1, Y1")
+	g.i("MOVL $0x0f0f0f0f, AX")
+	g.i("MOVQ AX, X15")
+	g.i("VPBROADCASTD X15, Y15")
+	g.i("TESTQ CX, CX")
+	g.i("JZ q4k_done")
+	g.f("q4k_block:")
+	g.i("MOVQ $4, BX")
+	g.f("q4k_chunk:")
+	// 32 bytes: low nibbles are weights l, high nibbles 32+l of this
+	// 64-weight chunk.
+	g.i("VMOVDQU (DI), Y2")
+	g.i("VPAND Y15, Y2, Y3") // low nibbles
+	g.i("VPSRLW $4, Y2, Y4")
+	g.i("VPAND Y15, Y4, Y4") // high nibbles
+	for h, src := range []int{3, 4} {
+		acc := 5 + h // per half-chunk sum
+		for q := 0; q < 4; q++ {
+			// bytes 8q..8q+7 of the nibble vector -> 8 floats
+			if q == 2 {
+				g.i("VEXTRACTI128 $1, Y%d, X%d", src, src)
+			}
+			if q%2 == 0 {
+				g.i("VPMOVZXBD X%d, Y8", src)
+			} else {
+				g.i("VPSHUFD $0x0e, X%d, X9", src)
+				g.i("VPMOVZXBD X9, Y8")
+			}
+			g.i("VCVTDQ2PS Y8, Y8")
+			off := 128*h + 32*q
+			if q == 0 {
+				g.i("VMULPS %d(SI), Y8, Y%d", off, acc)
+			} else {
+				g.i("VFMADD231PS %d(SI), Y8, Y%d", off, acc)
+			}
+		}
+	}
+	g.i("VBROADCASTSS (DX), Y10")
+	g.i("VFMADD231PS Y10, Y5, Y0")
+	g.i("VBROADCASTSS 4(DX), Y11")
+	g.i("VFMADD231PS Y11, Y6, Y1")
+	g.i("ADDQ $32, DI")
+	g.i("ADDQ $256, SI")
+	g.i("ADDQ $8, DX")
+	g.i("DECQ BX")
+	g.i("JNZ q4k_chunk")
+	g.i("ADDQ $16, DI") // skip the next super-block's header
+	g.i("DECQ CX")
+	g.i("JNZ q4k_block")
+	g.f("q4k_done:")
+	g.i("VADDPS Y1, Y0, Y0")
+	hsum(g, 0, 1)
+	g.i("VZEROUPPER")
+	g.i("MOVSS X0, ret+32(FP)")
 	g.i("RET")
 }
