@@ -28,5 +28,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug messages to stderr")
 	// Subcommands (one file each):
 	root.AddCommand(newDataCmd())
+	root.AddCommand(newEvalCmd())
 	return root
 }
