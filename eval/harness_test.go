@@ -282,3 +282,30 @@ func TestCrossValidate(t *testing.T) {
 		t.Error("no folds accepted")
 	}
 }
+
+// batchOnly answers only through PredictBatch (Predict returns 1, which
+// would be scored differently).
+type batchOnly struct{ calls int }
+
+func (*batchOnly) Name() string                                         { return "batch" }
+func (*batchOnly) Fit(context.Context, *dataset.Dataset, []int32) error { return nil }
+func (*batchOnly) Predict(u, i int32) float64                           { return 1 }
+func (b *batchOnly) PredictBatch(ctx context.Context, users, items []int32, out []float64) error {
+	b.calls++
+	for k := range out {
+		out[k] = 4
+	}
+	return nil
+}
+
+func TestEvaluateUsesBatchPredictor(t *testing.T) {
+	d := smallWorld(6, false)
+	b := &batchOnly{}
+	res, err := eval.Evaluate(context.Background(), d, perUserSplit(d, false), []eval.Predictor{b}, eval.Options{Bootstrap: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.calls != 1 || res.Predictors[0].Histogram.PredMean != 4 {
+		t.Errorf("PredictBatch calls %d, prediction mean %v; want 1 call, mean 4", b.calls, res.Predictors[0].Histogram.PredMean)
+	}
+}

@@ -290,3 +290,16 @@ func TestOnEpoch(t *testing.T) {
 		t.Errorf("OnEpoch calls %v, want [1 2 3]", got)
 	}
 }
+
+func TestKNNMatrixLimit(t *testing.T) {
+	w := newWorld(9, 20, 30, 1, 0.5, 0.3, 0.3, 0.2)
+	m := NewKNNBaseline()
+	m.MaxMatrixBytes = 4*30*30 - 1
+	if err := m.Fit(context.Background(), w.d, allRows(w.d)); err == nil {
+		t.Error("Fit above the matrix limit succeeded")
+	}
+	m.MaxMatrixBytes = 4 * 30 * 30
+	if err := m.Fit(context.Background(), w.d, allRows(w.d)); err != nil {
+		t.Errorf("Fit at the limit: %v", err)
+	}
+}

@@ -35,6 +35,10 @@ type KNNBaseline struct {
 	BslEpochs int     // ALS sweeps for the baselines; default 10
 	BslRegU   float64 // default 15
 	BslRegI   float64 // default 10
+	// MaxMatrixBytes bounds the similarity matrix (4·NumItems² bytes);
+	// Fit fails with a clear error above it. Default 4 GiB (about 32,000
+	// items); MovieLens-25M's 59,047 items would need 13.9 GB.
+	MaxMatrixBytes int64
 
 	b   baselines
 	sim []float32 // nItems × nItems
@@ -43,7 +47,7 @@ type KNNBaseline struct {
 
 // NewKNNBaseline returns an item-based KNNBaseline with Surprise's defaults.
 func NewKNNBaseline() *KNNBaseline {
-	return &KNNBaseline{K: 40, MinK: 1, Shrinkage: 100, BslEpochs: 10, BslRegU: 15, BslRegI: 10}
+	return &KNNBaseline{K: 40, MinK: 1, Shrinkage: 100, BslEpochs: 10, BslRegU: 15, BslRegI: 10, MaxMatrixBytes: 4 << 30}
 }
 
 // Name returns "item-knn".
@@ -54,11 +58,17 @@ func (m *KNNBaseline) Fit(ctx context.Context, d *dataset.Dataset, train []int32
 	if m.K <= 0 || m.MinK < 0 || m.Shrinkage < 0 {
 		return fmt.Errorf("item-knn: invalid settings (k %d, min_k %d, shrinkage %g)", m.K, m.MinK, m.Shrinkage)
 	}
+	if d != nil && m.MaxMatrixBytes > 0 {
+		if need := 4 * int64(d.NumItems()) * int64(d.NumItems()); need > m.MaxMatrixBytes {
+			return fmt.Errorf("item-knn: %d items need a %.1f GB similarity matrix, over the %.1f GB limit (MaxMatrixBytes)",
+				d.NumItems(), float64(need)/1e9, float64(m.MaxMatrixBytes)/1e9)
+		}
+	}
 	t, err := newTrainSet(d, train)
 	if err != nil {
 		return fmt.Errorf("item-knn: %w", err)
 	}
-	m.b = baselines{}
+	m.b, m.sim, m.dev = baselines{}, nil, nil
 	bl, err := fitBaselinesALS(ctx, t, m.BslEpochs, m.BslRegU, m.BslRegI)
 	if err != nil {
 		return fmt.Errorf("item-knn: %w", err)
