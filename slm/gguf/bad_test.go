@@ -73,6 +73,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad bool", (&raw{}).header(3, 0, 1).str("k").u32(uint32(TypeBool)).bytes([]byte{2}).b, "bool at offset", nil},
 		{"alignment type", (&raw{}).header(3, 0, 1).str(KeyAlignment).u32(uint32(TypeUint64)).u64(32).b, "want uint32", nil},
 		{"alignment zero", (&raw{}).header(3, 0, 1).kvU32(KeyAlignment, 0).b, "= 0 is not a power of two", nil},
+		{"alignment huge", (&raw{}).header(3, 0, 1).kvU32(KeyAlignment, 1<<31).b, "exceeds the limit 65536", nil},
 		{"alignment 48", (&raw{}).header(3, 0, 1).kvU32(KeyAlignment, 48).b, "= 48 is not a power of two", nil},
 		{"empty tensor name", (&raw{}).header(3, 1, 0).tensor("", []uint64{1}, f32, 0).data(4), "tensor 0 has an empty name", nil},
 		{"long tensor name", (&raw{}).header(3, 1, 0).tensor(strings.Repeat("n", 65), []uint64{1}, f32, 0).data(4), "length 65 exceeds the limit 64", nil},

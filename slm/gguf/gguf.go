@@ -33,10 +33,11 @@ const KeyAlignment = "general.alignment"
 
 // Limits enforced by Parse and Write.
 const (
-	MaxDims          = 4     // GGML_MAX_DIMS
-	MaxNameLen       = 64    // bytes in a tensor name (gguf.md)
-	MaxKeyLen        = 65535 // bytes in a metadata key (gguf.md)
-	MaxArrayDepth    = 8     // nesting of arrays of arrays
+	MaxDims          = 4       // GGML_MAX_DIMS
+	MaxNameLen       = 64      // bytes in a tensor name (gguf.md)
+	MaxKeyLen        = 65535   // bytes in a metadata key (gguf.md)
+	MaxArrayDepth    = 8       // nesting of arrays of arrays
+	MaxAlignment     = 1 << 16 // general.alignment (no real file comes close)
 	supportedVersion = 3
 )
 

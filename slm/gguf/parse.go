@@ -362,6 +362,9 @@ func checkAlignment(v Value) (int, error) {
 	if a == 0 || a&(a-1) != 0 {
 		return 0, fmt.Errorf("metadata %q = %d is not a power of two", KeyAlignment, a)
 	}
+	if a > MaxAlignment {
+		return 0, fmt.Errorf("metadata %q = %d exceeds the limit %d", KeyAlignment, a, MaxAlignment)
+	}
 	return int(a), nil
 }
 
