@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // sharedDir returns ../shared relative to the module root, skipping the
@@ -93,7 +94,11 @@ func checkCase(t *testing.T, tok *Tokenizer, c goldenCase, opt EncodeOptions, wa
 	sd := tok.NewStreamDecoder()
 	var s string
 	for _, id := range got {
-		s += sd.Push(id)
+		out := sd.Push(id)
+		if !utf8.ValidString(out) {
+			t.Errorf("%s: Push(%d) returned invalid UTF-8 %q", c.ID, id, out)
+		}
+		s += out
 	}
 	s += sd.Flush()
 	if s != dec {

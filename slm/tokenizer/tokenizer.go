@@ -50,9 +50,9 @@ func kindFromType(t int32) tokenKind {
 type stripRule uint8
 
 const (
-	stripNone         stripRule = iota
-	stripAtStart                // only at the start of the text
-	stripAfterAdded             // at the start and after every matched added token
+	stripNone       stripRule = iota
+	stripAtStart              // only at the start of the text
+	stripAfterAdded           // at the start and after every matched added token
 )
 
 // EncodeOptions control Encode.

@@ -1,0 +1,120 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+type testStrings struct {
+	Strings []struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+	} `json:"strings"`
+}
+
+// allTokenizers loads every tokenizer form from the shared fixtures.
+func allTokenizers(t *testing.T) map[string]*Tokenizer {
+	t.Helper()
+	out := map[string]*Tokenizer{}
+	var err error
+	if out["llama2-model"], err = FromSentencePieceModel(readShared(t, "tokenizers", "llama2", "tokenizer.model")); err != nil {
+		t.Fatal(err)
+	}
+	if out["llama2-bin"], err = FromLlama2cBin(readShared(t, "tokenizers", "llama2", "tokenizer.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if out["stories-bin"], err = FromLlama2cBin(readShared(t, "models", "stories260K", "tok512.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if out["mistral-json"], err = FromHFJSON(readShared(t, "tokenizers", "mistral", "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	if out["qwen3-json"], err = FromHFJSON(readShared(t, "tokenizers", "qwen3", "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	if out["gpt2-files"], err = FromGPT2Files(readShared(t, "tokenizers", "gpt2", "encoder.json"), readShared(t, "tokenizers", "gpt2", "vocab.bpe")); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// lossy lists the strings a tokenizer cannot round-trip by design.
+var lossy = map[string]map[string]string{
+	"llama2-model": {"underscore_meta": "SentencePiece reads a literal U+2581 as a space"},
+	"llama2-bin":   {"underscore_meta": "SentencePiece reads a literal U+2581 as a space"},
+	"stories-bin":  {"underscore_meta": "SentencePiece reads a literal U+2581 as a space"},
+	"mistral-json": {"underscore_meta": "the Replace normalizer turns spaces into U+2581 and the decoder turns U+2581 back into spaces"},
+	"qwen3-json":   {"nfd": "the NFC normalizer composes e + U+0301"},
+}
+
+// TestRoundTrip checks Decode(Encode(s)) == s for every test string and
+// every tokenizer, with and without special-token parsing, except where a
+// tokenizer is lossy by design (and there it checks the loss is real).
+func TestRoundTrip(t *testing.T) {
+	var strs testStrings
+	if err := json.Unmarshal(readShared(t, "golden", "tokenizers", "strings.json"), &strs); err != nil {
+		t.Fatal(err)
+	}
+	if len(strs.Strings) != 48 {
+		t.Fatalf("%d strings, want 48", len(strs.Strings))
+	}
+	for name, tok := range allTokenizers(t) {
+		for _, parse := range []bool{false, true} {
+			for _, s := range strs.Strings {
+				ids, err := tok.Encode(s.Text, EncodeOptions{ParseSpecial: parse})
+				if err != nil {
+					t.Errorf("%s %s: %v", name, s.ID, err)
+					continue
+				}
+				dec, err := tok.Decode(ids)
+				if err != nil {
+					t.Errorf("%s %s: %v", name, s.ID, err)
+					continue
+				}
+				why, isLossy := lossy[name][s.ID]
+				switch {
+				case isLossy && dec == s.Text:
+					t.Errorf("%s %s: expected lossy (%s) but round-tripped", name, s.ID, why)
+				case !isLossy && dec != s.Text:
+					t.Errorf("%s %s (parse special %v): Decode(Encode(%q)) = %q", name, s.ID, parse, s.Text, dec)
+				}
+				// With BOS: Decode skipping specials gives the text back.
+				if tok.BOS() >= 0 && !isLossy {
+					ids, _ := tok.Encode(s.Text, EncodeOptions{ParseSpecial: parse, AddBOS: true})
+					dec, _ := tok.DecodeWith(ids, DecodeOptions{SkipSpecial: true})
+					if !parse && dec != s.Text {
+						t.Errorf("%s %s: with BOS: %q", name, s.ID, dec)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestContinuation checks that DecodeOptions.Continuation keeps the
+// dummy-prefix space of a generated token.
+func TestContinuation(t *testing.T) {
+	tok, err := FromSentencePieceModel(readShared(t, "tokenizers", "llama2", "tokenizer.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := tok.Encode("Hello world", EncodeOptions{})
+	full, _ := tok.Decode(ids)
+	cont, _ := tok.DecodeWith(ids, DecodeOptions{Continuation: true})
+	if full != "Hello world" || cont != " Hello world" {
+		t.Errorf("Decode %q, continuation %q", full, cont)
+	}
+	// Generated tokens decoded after the prompt join up with it.
+	prompt, _ := tok.Encode("The movie is", EncodeOptions{})
+	gen, _ := tok.Encode("The movie is great", EncodeOptions{})
+	d := tok.NewStreamDecoderWith(DecodeOptions{Continuation: true})
+	var out strings.Builder
+	for _, id := range gen[len(prompt):] {
+		out.WriteString(d.Push(id))
+	}
+	out.WriteString(d.Flush())
+	if out.String() != " great" {
+		t.Errorf("continuation stream = %q, want %q", out.String(), " great")
+	}
+}
