@@ -2,10 +2,15 @@ package slm
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/usersim/usersim/slm/gguf"
+	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
 )
 
@@ -295,4 +300,114 @@ func (m *Model) WriteGGUF(path string, tok []gguf.KV, o SaveOptions) error {
 		wt[i] = gguf.WriteTensor{Name: t.Name, Shape: reverse(t.Shape), Type: t.DType, Data: t.Data}
 	}
 	return gguf.WriteFile(path, meta, wt)
+}
+
+// WriteHF writes m as a Hugging Face directory: config.json and
+// model.safetensors (weights in o.DType: F32, F16 or BF16; quantized
+// weights are dequantized). Llama models loaded from GGUF have their q and k
+// rows un-permuted back to HF's rotate_half layout. Files are written
+// atomically; the directory is created if needed. The tokenizer is not
+// written (see ConvertGGUFToHF).
+func (m *Model) WriteHF(dir string, o SaveOptions) error {
+	if o.Keep {
+		return errors.New("save hf: safetensors cannot keep quantized weights")
+	}
+	cfgJSON, err := m.Config.HFConfigJSON()
+	if err != nil {
+		return fmt.Errorf("save hf: %w", err)
+	}
+	ts, err := m.exportTensors(FormatHF, o)
+	if err != nil {
+		return err
+	}
+	st := make([]safetensors.TensorInfo, len(ts))
+	for i, t := range ts {
+		st[i] = safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: t.Data}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save hf: %w", err)
+	}
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), st, map[string]string{"format": "pt"}); err != nil {
+		return fmt.Errorf("save hf: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), cfgJSON); err != nil {
+		return fmt.Errorf("save hf: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path.
+func writeFileAtomic(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ggufTokenizerMeta returns the tokenizer.* metadata of a GGUF file.
+func ggufTokenizerMeta(f *gguf.File) []gguf.KV {
+	var kv []gguf.KV
+	for _, e := range f.Meta {
+		if strings.HasPrefix(e.Key, "tokenizer.") {
+			kv = append(kv, e)
+		}
+	}
+	return kv
+}
+
+// ConvertHFToGGUF converts the Hugging Face directory src to the GGUF file
+// dst, with weight matrices in o.DType, applying llama.cpp's q/k
+// permutation to llama/mistral models. tok is the tokenizer metadata to
+// embed (tokenizer.ggml.* keys), or nil for none.
+func ConvertHFToGGUF(src, dst string, tok []gguf.KV, o SaveOptions) error {
+	m, err := LoadModel(src)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteGGUF(dst, tok, o); err != nil {
+		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// ConvertGGUFToHF converts the GGUF file src to a Hugging Face directory
+// dst (config.json and model.safetensors), undoing llama.cpp's q/k
+// permutation for llama models.
+func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
+	m, err := LoadModel(src)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteHF(dst, o); err != nil {
+		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// GGUFTokenizerMeta returns the tokenizer metadata (tokenizer.* keys) of
+// the GGUF file at path, to carry it into a converted file.
+func GGUFTokenizerMeta(path string) ([]gguf.KV, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ggufTokenizerMeta(f), nil
 }

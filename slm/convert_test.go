@@ -1,11 +1,16 @@
 package slm
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/usersim/usersim/slm/gguf"
+	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
+	"github.com/usersim/usersim/slm/tokenizer"
 )
 
 // TestGGUFRoundTrip writes random models of every test architecture to
@@ -57,5 +62,125 @@ func TestGGUFRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConvertHFGoldenToGGUF converts the golden HF checkpoints to GGUF (with
+// llama.cpp's q/k permutation for llama) and checks the GGUF path against
+// the same golden logits; converting back gives bit-identical tensors.
+func TestConvertHFGoldenToGGUF(t *testing.T) {
+	for _, name := range []string{"llama", "qwen2", "phi3"} {
+		t.Run(name, func(t *testing.T) {
+			dir := sharedDir(t, "golden", "hf", name)
+			tmp := t.TempDir()
+			path := filepath.Join(tmp, name+".gguf")
+			if err := ConvertHFToGGUF(dir, path, nil, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := LoadModel(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "llama" && m.Config.RopeStyle != RopeInterleaved {
+				t.Errorf("GGUF llama: rope style %v", m.Config.RopeStyle)
+			}
+			checkHFGolden(t, m, filepath.Join(dir, "golden_logits.json"), 1e-5)
+
+			back := filepath.Join(tmp, "hf")
+			if err := ConvertGGUFToHF(path, back, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			orig, err := safetensors.OpenDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer orig.Close()
+			conv, err := safetensors.OpenDir(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conv.Close()
+			if len(orig.Names()) != len(conv.Names()) {
+				t.Errorf("round trip: %d tensors, want %d", len(conv.Names()), len(orig.Names()))
+			}
+			for _, n := range orig.Names() {
+				a, _ := orig.Tensor(n)
+				b, ok := conv.Tensor(n)
+				if !ok || !bytes.Equal(a.Data, b.Data) || !sameShape(a.Shape, toInts(b.Shape)) {
+					t.Errorf("round trip: tensor %s differs", n)
+				}
+			}
+			m2, err := LoadModel(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkHFGolden(t, m2, filepath.Join(dir, "golden_logits.json"), 1e-5)
+		})
+	}
+}
+
+func toInts(s []int64) []int {
+	r := make([]int, len(s))
+	for i, v := range s {
+		r[i] = int(v)
+	}
+	return r
+}
+
+// TestConvertStories converts stories260K to a safetensors directory and
+// back: the HF path gives the golden logits, and the GGUF written back has
+// the original's weights bit for bit and a working tokenizer.
+func TestConvertStories(t *testing.T) {
+	src := filepath.Join(sharedDir(t, "models", "stories260K"), "stories260K.gguf")
+	tmp := t.TempDir()
+	hf := filepath.Join(tmp, "hf")
+	if err := ConvertGGUFToHF(src, hf, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadModel(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.RopeStyle != RopeNeoX {
+		t.Errorf("HF stories: rope style %v", m.Config.RopeStyle)
+	}
+	checkStoriesLogits(t, m)
+
+	tok, err := GGUFTokenizerMeta(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(tmp, "again.gguf")
+	if err := ConvertHFToGGUF(hf, again, tok, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	conv, err := gguf.Open(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conv.Close()
+	for _, ti := range orig.Tensors {
+		a, _, _ := orig.TensorData(ti.Name)
+		b, _, err := conv.TensorData(ti.Name)
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("GGUF round trip: tensor %s differs (%v)", ti.Name, err)
+		}
+	}
+	m2, tk, err := Load(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStoriesLogits(t, m2)
+	ids, err := tk.Encode("Once upon a time, there was a", tokenizer.EncodeOptions{AddBOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{1, 403, 407, 261, 378, 432, 383, 286, 261}; !slices.Equal(ids, want) {
+		t.Errorf("tokenizer after conversion: %v, want %v", ids, want)
 	}
 }
