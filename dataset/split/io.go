@@ -216,7 +216,11 @@ func decode(r io.Reader, check func(*header) error) (*Split, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a usersim split file: %w", err)
 	}
-	br := bufio.NewReaderSize(zr, 1<<16)
+	return decodeRaw(bufio.NewReaderSize(zr, 1<<16), check)
+}
+
+// decodeRaw reads the uncompressed content of a split file.
+func decodeRaw(br *bufio.Reader, check func(*header) error) (*Split, error) {
 	m := make([]byte, len(magic))
 	if _, err := io.ReadFull(br, m); err != nil || string(m) != magic {
 		return nil, fmt.Errorf("not a usersim split file (bad magic)")
@@ -240,7 +244,7 @@ func decode(r io.Reader, check func(*header) error) (*Split, error) {
 		return nil, err
 	}
 	limit := h.Dataset.Ratings
-	if h.NumUsers < 0 || h.NumUsers > h.Dataset.Users || h.NumTrain < 0 || h.NumTest < 0 || h.NumTrain+h.NumTest > limit {
+	if h.NumUsers < 0 || h.NumUsers > h.Dataset.Users || h.NumTrain < 0 || h.NumTest < 0 || h.NumTrain > limit || h.NumTest > limit-h.NumTrain {
 		return nil, fmt.Errorf("header lists %d users, %d train and %d test rows for a dataset of %d users and %d ratings",
 			h.NumUsers, h.NumTrain, h.NumTest, h.Dataset.Users, limit)
 	}
