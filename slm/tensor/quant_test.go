@@ -323,8 +323,8 @@ func TestDequantizeLengthChecks(t *testing.T) {
 			t.Errorf("Quantize(%dB, %d, %v) = %v, want %q", tt.src, tt.n, tt.d, err, tt.want)
 		}
 	}
-	if err := Quantize(make([]byte, 144), make([]float32, 256), Q4_K); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("Quantize Q4_K: %v", err)
+	if err := Quantize(make([]byte, 176), make([]float32, 256), Q5_K); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("Quantize Q5_K: %v", err)
 	}
 }
 
@@ -431,5 +431,61 @@ func TestQuantizeQ8KSums(t *testing.T) {
 	// max |x| = 18 at x = -18: iscale = -127/-18, q(-18) = -127.
 	if q := int8(b[4+0]); q != -127 {
 		t.Errorf("q[0] = %d, want -127", q)
+	}
+}
+
+// TestQuantizeKQuants checks Q4_K and Q6_K by their root-mean-square error
+// on Gaussian data (ggml's quantize-stats reports about 0.05σ for Q4_K and
+// 0.01σ for Q6_K) and by the max error per sub-block.
+func TestQuantizeKQuants(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = QK_K * 64
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for i := 0; i < QK_K; i++ { // one block with an offset, one all-positive, one zero
+		x[QK_K+i] += 3
+		x[2*QK_K+i] = abs32(x[2*QK_K+i])
+		x[3*QK_K+i] = 0
+	}
+	for _, tt := range []struct {
+		d        DType
+		rmse     float64 // relative to σ = 1
+		maxStep  float64 // max error in units of the sub-block's range
+		subBlock int
+	}{
+		{Q4_K, 0.08, 0.2, 32},
+		{Q6_K, 0.02, 0.05, 16},
+	} {
+		b := make([]byte, n/QK_K*tt.d.BlockBytes())
+		if err := Quantize(b, x, tt.d); err != nil {
+			t.Fatal(err)
+		}
+		y := deq(t, tt.d, b)
+		var se float64
+		for i := range x {
+			e := float64(y[i] - x[i])
+			se += e * e
+		}
+		rmse := math.Sqrt(se / n)
+		t.Logf("%v: RMSE %.4f", tt.d, rmse)
+		if rmse > tt.rmse {
+			t.Errorf("%v: RMSE %.4f > %.4f", tt.d, rmse, tt.rmse)
+		}
+		for s := 0; s < n; s += tt.subBlock {
+			lo, hi := minMax(x[s : s+tt.subBlock])
+			span := float64(max(hi, 0) - min(lo, 0))
+			for i := s; i < s+tt.subBlock; i++ {
+				if e := math.Abs(float64(y[i] - x[i])); e > tt.maxStep*span+1e-6 {
+					t.Fatalf("%v: element %d: x=%g y=%g, error %g > %g·%g", tt.d, i, x[i], y[i], e, tt.maxStep, span)
+				}
+			}
+		}
+		for i := 3 * QK_K; i < 4*QK_K; i++ {
+			if y[i] != 0 {
+				t.Fatalf("%v: zero block decodes to %g at %d", tt.d, y[i], i)
+			}
+		}
 	}
 }

@@ -11,8 +11,10 @@ import (
 // be a multiple of d.BlockSize() and len(dst) exactly the storage size of
 // len(src) elements.
 //
-// Supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 and
-// Q8_K. The other K-quants need ggml's iterative scale search and are not
+// Supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q4_K,
+// Q6_K and Q8_K. Q4_K and Q6_K follow ggml's reference algorithms (an
+// iterative least-squares scale search) but are checked against error
+// bounds here, not against ggml's bytes. Q2_K, Q3_K and Q5_K are not
 // implemented.
 func Quantize(dst []byte, src []float32, d DType) error {
 	if err := checkLen(len(src), dst, d); err != nil {
@@ -60,6 +62,8 @@ var blockQuantizers = map[DType]func(b []byte, x []float32){
 	Q8_0: quantQ8_0,
 	Q8_1: quantQ8_1,
 	Q8_K: quantQ8K,
+	Q4_K: quantQ4K,
+	Q6_K: quantQ6K,
 }
 
 func putF16(b []byte, v float32) { binary.LittleEndian.PutUint16(b, F32ToF16(v)) }
