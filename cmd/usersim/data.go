@@ -19,6 +19,7 @@ func newDataCmd() *cobra.Command {
 	data.AddCommand(newDataStatsCmd())
 	data.AddCommand(newDataFetchCmd())
 	// More data subcommands (synth, split), one line each:
+	data.AddCommand(newDataSynthCmd(), newDataSplitCmd())
 	return data
 }
 
