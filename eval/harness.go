@@ -27,6 +27,10 @@ type Options struct {
 	Level float64 `json:"level"`
 	// Seed drives the bootstrap.
 	Seed int64 `json:"seed"`
+	// Reference names the predictor every other one is compared with
+	// (paired bootstrap of the RMSE and MAE differences). Empty means
+	// "bias" when it is evaluated; "none" disables the comparison.
+	Reference string `json:"reference,omitempty"`
 	// PerUserRows keeps every user's metrics in the results (they are
 	// always summarised).
 	PerUserRows bool `json:"per_user_rows"`
@@ -84,9 +88,12 @@ type PredictorResult struct {
 		MAE  Summary      `json:"mae"`
 		Rows []UserMetric `json:"rows,omitempty"`
 	} `json:"per_user"`
-	Histogram      Histogram `json:"histogram"`
-	FitSeconds     float64   `json:"fit_seconds"`
-	PredictSeconds float64   `json:"predict_seconds"`
+	Histogram Histogram `json:"histogram"`
+	// VsReference compares with Options.Reference; nil for the reference
+	// itself or when there is none.
+	VsReference    *Comparison `json:"vs_reference,omitempty"`
+	FitSeconds     float64     `json:"fit_seconds"`
+	PredictSeconds float64     `json:"predict_seconds"`
 }
 
 // Results is everything Evaluate measured; it marshals to results.json.
@@ -112,6 +119,9 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 	if opt.Level <= 0 || opt.Level >= 1 {
 		return nil, fmt.Errorf("evaluate: confidence level %g outside (0, 1)", opt.Level)
 	}
+	if ref := opt.Reference; ref != "" && ref != "none" && !slices.ContainsFunc(ps, func(p Predictor) bool { return p.Name() == ref }) {
+		return nil, fmt.Errorf("evaluate: reference predictor %q is not among those evaluated", ref)
+	}
 	r := &d.Ratings
 	users := make([]int32, len(s.Test))
 	items := make([]int32, len(s.Test))
@@ -120,6 +130,7 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 		users[k], items[k], truth[k] = r.User[row], r.Item[row], float64(r.Value[row])
 	}
 	res := &Results{Dataset: d.Name, Scale: d.Scale, Split: describeSplit(d, s, users), Options: opt}
+	preds := make([][]float64, 0, len(ps))
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
@@ -149,8 +160,34 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 		pr.FitSeconds, pr.PredictSeconds = fit.Seconds(), pt.Seconds()
 		progress(opt.Progress, "%s: RMSE %.4f MAE %.4f (%.2fs)", name, float64(pr.RMSE), float64(pr.MAE), pt.Seconds())
 		res.Predictors = append(res.Predictors, pr)
+		preds = append(preds, pred)
 	}
+	compare(res, preds, users, truth)
 	return res, nil
+}
+
+// compare fills VsReference of every predictor but the reference.
+func compare(res *Results, preds [][]float64, users []int32, truth []float64) {
+	opt := res.Options
+	refName := opt.Reference
+	if refName == "none" {
+		return
+	}
+	if refName == "" {
+		refName = "bias"
+	}
+	ref := slices.IndexFunc(res.Predictors, func(p PredictorResult) bool { return p.Name == refName })
+	if ref < 0 {
+		return
+	}
+	for k := range res.Predictors {
+		if k == ref {
+			continue
+		}
+		c := PairedBootstrap(users, preds[k], preds[ref], truth, max(0, opt.Bootstrap), opt.Level, opt.Seed)
+		c.Reference = refName
+		res.Predictors[k].VsReference = &c
+	}
 }
 
 // Score computes every metric of one predictor's answers: pred[k] answers

@@ -134,6 +134,12 @@ func TestEvaluate(t *testing.T) {
 	if res.Split.Train != len(s.Train) || res.Split.Test != len(s.Test) || res.Split.TestUsers != 120 {
 		t.Errorf("split info %+v", res.Split)
 	}
+	if bias.VsReference != nil || res.Predictors[2].VsReference == nil || res.Predictors[2].VsReference.Reference != "bias" {
+		t.Errorf("comparison with bias: bias %+v, svd %+v", bias.VsReference, res.Predictors[2].VsReference)
+	}
+	if c := gm.VsReference; c == nil || !(c.DeltaRMSE > 0) || math.Abs(float64(c.DeltaRMSE-(gm.RMSE-bias.RMSE))) > 1e-12 || !(c.RMSECI.Lo <= c.DeltaRMSE && c.DeltaRMSE <= c.RMSECI.Hi) {
+		t.Errorf("global mean vs bias: %+v", c)
+	}
 	if !strings.Contains(progress.String(), "svd: fitted") {
 		t.Errorf("progress %q", progress.String())
 	}
@@ -155,7 +161,7 @@ func TestEvaluate(t *testing.T) {
 	if err := res.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| svd |", "random per-user split because the dataset has no timestamps", "| rating | truth |", "| 5 |", "bootstrap over users"} {
+	for _, want := range []string{"| svd |", "Compared with bias", "random per-user split because the dataset has no timestamps", "| rating | truth |", "| 5 |", "bootstrap over users"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md.String())
 		}
@@ -191,6 +197,9 @@ func TestEvaluateErrors(t *testing.T) {
 	}
 	if _, err := eval.Evaluate(ctx, d, &split.Split{Train: []int32{0}}, ps, eval.Options{}); err == nil {
 		t.Error("empty test set accepted")
+	}
+	if _, err := eval.Evaluate(ctx, d, perUserSplit(d, false), ps, eval.Options{Reference: "nope"}); err == nil {
+		t.Error("unknown reference accepted")
 	}
 	if _, err := eval.Evaluate(ctx, d, perUserSplit(d, false), ps, eval.Options{Level: 1.5}); err == nil {
 		t.Error("confidence level 1.5 accepted")

@@ -202,3 +202,30 @@ func TestFloatJSON(t *testing.T) {
 		t.Errorf("round trip %+v", out)
 	}
 }
+
+func TestPairedBootstrap(t *testing.T) {
+	var users []int32
+	var ref, better, truth []float64
+	for u := range 40 {
+		for r := range 5 {
+			users = append(users, int32(u))
+			truth = append(truth, 3)
+			e := 0.5 + float64(u%7)*0.2 // users differ a lot in difficulty
+			if r%2 == 1 {
+				e = -e
+			}
+			ref = append(ref, 3+e)
+			better = append(better, 3+0.9*e) // 10% less error for every user
+		}
+	}
+	same := PairedBootstrap(users, ref, ref, truth, 200, 0.95, 1)
+	if same.DeltaRMSE != 0 || same.RMSECI.Lo != 0 || same.RMSECI.Hi != 0 {
+		t.Errorf("identical predictors: %+v", same)
+	}
+	c := PairedBootstrap(users, better, ref, truth, 200, 0.95, 1)
+	want := 0.9*RMSE(ref, truth) - RMSE(ref, truth)
+	if !near(float64(c.DeltaRMSE), want) || !(c.RMSECI.Hi < 0) || !(c.MAECI.Hi < 0) {
+		t.Errorf("uniformly better predictor: %+v, want delta %v with an interval below 0", c, want)
+	}
+
+}

@@ -36,11 +36,25 @@ func (r *Results) WriteTable(w io.Writer) error {
 	if ci {
 		fmt.Fprintf(bw, "  %-17s", fmt.Sprintf("RMSE %g%% CI", 100*r.Options.Level))
 	}
+	ref := r.reference()
+	if ref != "" {
+		fmt.Fprintf(bw, " %-24s", "ΔRMSE vs "+ref)
+	}
 	fmt.Fprintf(bw, " %9s %8s %6s %6s %8s\n", "user-RMSE", "pred μ±σ", "TV", "EMD", "fit s")
 	for _, p := range r.Predictors {
 		fmt.Fprintf(bw, "%-12s %7s %7s %6s", p.Name, f4(p.RMSE), f4(p.MAE), f3(p.URR))
 		if ci {
 			fmt.Fprintf(bw, "  %-17s", "["+f4(p.CI.RMSE.Lo)+", "+f4(p.CI.RMSE.Hi)+"]")
+		}
+		if ref != "" {
+			cell := "(reference)"
+			if c := p.VsReference; c != nil {
+				cell = signed(c.DeltaRMSE)
+				if r.Options.Bootstrap > 0 {
+					cell += " [" + signed(c.RMSECI.Lo) + ", " + signed(c.RMSECI.Hi) + "]"
+				}
+			}
+			fmt.Fprintf(bw, " %-24s", cell)
 		}
 		fmt.Fprintf(bw, " %9s %8s %6s %6s %8.2f\n", f4(p.PerUser.RMSE.Median),
 			f2(p.Histogram.PredMean)+"±"+f2(p.Histogram.PredStd), f3(p.Histogram.TV), f3(p.Histogram.EMD), p.FitSeconds)
@@ -71,6 +85,16 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			p.Name, withCI(p.RMSE, p.CI.RMSE, p.CI.Resamples), withCI(p.MAE, p.CI.MAE, p.CI.Resamples), f3(p.URR),
 			f4(p.PerUser.RMSE.Median), f4(p.PerUser.RMSE.P25), f4(p.PerUser.RMSE.P75),
 			f2(p.Histogram.PredMean), f2(p.Histogram.PredStd), f3(p.Histogram.TV), f3(p.Histogram.EMD), p.FitSeconds)
+	}
+	if ref := r.reference(); ref != "" {
+		fmt.Fprintf(bw, "\n**Compared with %s** (difference in error, negative is better; paired bootstrap over users):\n\n", ref)
+		fmt.Fprintln(bw, "| model | ΔRMSE | ΔMAE |")
+		fmt.Fprintln(bw, "|---|---|---|")
+		for _, p := range r.Predictors {
+			if c := p.VsReference; c != nil {
+				fmt.Fprintf(bw, "| %s | %s | %s |\n", p.Name, deltaCI(c.DeltaRMSE, c.RMSECI, r.Options.Bootstrap), deltaCI(c.DeltaMAE, c.MAECI, r.Options.Bootstrap))
+			}
+		}
 	}
 	if len(r.Predictors) > 0 {
 		h := r.Predictors[0].Histogram
@@ -151,6 +175,31 @@ func withCI(v Float, ci Interval, resamples int) string {
 		return f4(v)
 	}
 	return fmt.Sprintf("%s [%s, %s]", f4(v), f4(ci.Lo), f4(ci.Hi))
+}
+
+// reference returns the name of the predictor the others were compared
+// with, or "" when there was no comparison.
+func (r *Results) reference() string {
+	for _, p := range r.Predictors {
+		if p.VsReference != nil {
+			return p.VsReference.Reference
+		}
+	}
+	return ""
+}
+
+func deltaCI(v Float, ci Interval, resamples int) string {
+	if resamples <= 0 {
+		return signed(v)
+	}
+	return fmt.Sprintf("%s [%s, %s]", signed(v), signed(ci.Lo), signed(ci.Hi))
+}
+
+func signed(v Float) string {
+	if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%+.4f", float64(v))
 }
 
 func share(counts []int, k int) string {

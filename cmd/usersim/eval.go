@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -45,6 +46,7 @@ type evalBaselinesFlags struct {
 	baselines   string
 	bootstrap   int
 	perUser     bool
+	reference   string
 }
 
 func newEvalBaselinesCmd() *cobra.Command {
@@ -86,6 +88,7 @@ func newEvalBaselinesCmd() *cobra.Command {
 	fs.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&f.baselines, "baselines", strings.Join(eval.DefaultBaselines, ","), "comma-separated `list` of baselines to run")
 	fs.IntVar(&f.bootstrap, "bootstrap", 1000, "user-level bootstrap resamples for the confidence intervals (0: none)")
+	fs.StringVar(&f.reference, "reference", "bias", "compare every baseline with this one (paired bootstrap); \"none\" for no comparison")
 	fs.BoolVar(&f.perUser, "per-user", false, "keep every user's RMSE and MAE in results.json")
 	return cmd
 }
@@ -112,7 +115,10 @@ func runEvalBaselines(cmd *cobra.Command, f *evalBaselinesFlags) error {
 	if err != nil {
 		return err
 	}
-	opt := eval.Options{Seed: f.seed, Bootstrap: f.bootstrap, PerUserRows: f.perUser, Progress: stderr}
+	opt := eval.Options{Seed: f.seed, Bootstrap: f.bootstrap, PerUserRows: f.perUser, Progress: stderr, Reference: f.reference}
+	if !slices.ContainsFunc(ps, func(p eval.Predictor) bool { return p.Name() == f.reference }) {
+		opt.Reference = "none" // e.g. --baselines svd,svdpp without bias
+	}
 	if f.bootstrap == 0 {
 		opt.Bootstrap = -1
 	}
