@@ -6,6 +6,28 @@
 // 0..NumItems-1); their original identifiers, as written in the source files,
 // are kept in Users[i].ID and Items[i].ID. Ratings are stored column by column
 // so that MovieLens-25M (25 million rows) fits in about half a gigabyte.
+//
+// # Loading
+//
+// LoadML1M, LoadML100K and LoadMLLatest read the MovieLens layouts, LoadCSV
+// any ratings table under a column mapping, and Load picks a MovieLens
+// loader by release name. Fetch downloads and caches a release first.
+//
+// Bad input is never skipped: a malformed line, a rating off the scale, a
+// rating of a movie (or user) missing from the metadata file, an empty or
+// missing file all give an error, a *ParseError naming the file and line
+// where there is one. Blank lines carry no data and are ignored.
+//
+// A (user, item) pair rated twice is an error in MovieLens files (the
+// official releases have none, so a duplicate means a damaged or merged
+// file); LoadCSV lets the mapping choose between that and keeping the last
+// rating (DuplicatePolicy).
+//
+// Titles are kept as the files give them ("Matrix, The") without the
+// trailing "(year)", which goes to Item.Year; Item.DisplayTitle gives "The
+// Matrix". Metadata text is decoded thus: a file that is valid UTF-8 is UTF-8,
+// anything else is ISO-8859-1 (as MovieLens 100K and 1M write), and
+// double-encoded UTF-8 or a file mixing both encodings is an error.
 package dataset
 
 import (

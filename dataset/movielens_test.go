@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // sharedData returns ../shared/data/name relative to the module root, or
@@ -349,5 +351,58 @@ func TestDecodeText(t *testing.T) {
 	}
 	if got, err := decodeText([]byte("ascii only\n"), "f"); err != nil || string(got) != "ascii only\n" {
 		t.Errorf("ascii: %q %v", got, err)
+	}
+}
+
+// TestML1MEncodingsShared loads the real movies.dat as shipped (ISO-8859-1),
+// converted to UTF-8 (same titles), and double-encoded (an error naming the
+// first accented line, 73 "Misérables, Les").
+func TestML1MEncodingsShared(t *testing.T) {
+	dir := sharedData(t, "ml-1m")
+	latin, err := os.ReadFile(filepath.Join(dir, "movies.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	utf, err := charmap.ISO8859_1.NewDecoder().Bytes(latin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	double, err := charmap.ISO8859_1.NewDecoder().Bytes(utf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(movies []byte) (*Dataset, error) {
+		return parseML1M(context.Background(), ml1m(string(movies), "", "1::1::5\n"))
+	}
+	a, err := load(latin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := load(utf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accented := 0
+	for i := range a.Items {
+		if a.Items[i].Title != b.Items[i].Title {
+			t.Errorf("movie %s: %q from Latin-1, %q from UTF-8", a.Items[i].ID, a.Items[i].Title, b.Items[i].Title)
+		}
+		if !isASCII([]byte(a.Items[i].Title)) {
+			accented++
+		}
+	}
+	if accented < 50 {
+		t.Errorf("only %d titles with non-ASCII letters", accented)
+	}
+	_, err = load(double)
+	var pe *ParseError
+	if !errors.As(err, &pe) || !errors.Is(err, ErrEncoding) || pe.Line != 73 || !strings.Contains(err.Error(), "MisÃ©rables") {
+		t.Errorf("double-encoded: err = %v, want an encoding error at movies.dat:73", err)
+	}
+	// Half converted: the first 1000 lines UTF-8, the rest Latin-1.
+	cut := bytes.Index(latin, []byte("\n1001::"))
+	mixed := append(append([]byte{}, utf[:bytes.Index(utf, []byte("\n1001::"))]...), latin[cut:]...)
+	if _, err = load(mixed); !errors.As(err, &pe) || !errors.Is(err, ErrEncoding) || pe.Line != 73 {
+		t.Errorf("mixed: err = %v, want an encoding error at movies.dat:73", err)
 	}
 }
