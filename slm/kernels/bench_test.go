@@ -6,6 +6,21 @@ import (
 	"testing"
 )
 
+// loop runs op b.N times and reports GFLOPS (flops per op / wall time) and
+// cpu-GFLOPS (per CPU-second of the whole process, all threads: less
+// sensitive to other jobs on a shared machine).
+func loop(b *testing.B, flops float64, op func()) {
+	c0 := cpuTime()
+	for b.Loop() {
+		op()
+	}
+	n := float64(b.N)
+	b.ReportMetric(flops*n/b.Elapsed().Seconds()/1e9, "GFLOPS")
+	if cpu := cpuTime() - c0; cpu > 0 {
+		b.ReportMetric(flops*n/cpu.Seconds()/1e9, "cpu-GFLOPS")
+	}
+}
+
 // benchShapes are the float32 matmul shapes that matter: the classic cube,
 // a SmolLM2-135M MLP projection over a 128-token prefill (both ways), and
 // the vocabulary projection of one decoded token (matrix-vector).
@@ -42,10 +57,7 @@ func BenchmarkMatMulNT(b *testing.B) {
 					prevT := Threads()
 					SetThreads(th)
 					defer SetThreads(prevT)
-					for b.Loop() {
-						MatMulNT(c, a, w, s.m, s.n, s.k)
-					}
-					b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+					loop(b, 2*float64(s.m)*float64(s.n)*float64(s.k), func() { MatMulNT(c, a, w, s.m, s.n, s.k) })
 				})
 			}
 		}
@@ -89,15 +101,52 @@ func BenchmarkMatMulNTQuant(b *testing.B) {
 						prevT := Threads()
 						SetThreads(th)
 						defer SetThreads(prevT)
-						for b.Loop() {
-							tp.matmul(c, a, w, s.m, s.n, s.k)
-						}
-						sec := b.Elapsed().Seconds() / float64(b.N)
-						b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)/sec/1e9, "GFLOPS")
-						b.ReportMetric(float64(len(w))/sec/1e9, "GB/s")
+						loop(b, 2*float64(s.m)*float64(s.n)*float64(s.k), func() { tp.matmul(c, a, w, s.m, s.n, s.k) })
+						b.ReportMetric(float64(len(w))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 					})
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkMatMulLayouts compares the three transposition layouts (and
+// a small-m batch) on the fast path.
+func BenchmarkMatMulLayouts(b *testing.B) {
+	shapes := []struct {
+		name    string
+		m, n, k int
+	}{
+		{"1024x1024x1024", 1024, 1024, 1024},
+		{"8x1536x576", 8, 1536, 576},
+		{"4x1536x576", 4, 1536, 576},
+	}
+	for _, s := range shapes {
+		r := rand.New(rand.NewPCG(1, 1))
+		a := randSlice(r, s.m*s.k)
+		w := randSlice(r, s.n*s.k)
+		c := make([]float32, s.m*s.n)
+		for _, v := range variants[:3] {
+			for _, th := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", s.name, v.name, th), func(b *testing.B) {
+					prevT := Threads()
+					SetThreads(th)
+					defer SetThreads(prevT)
+					loop(b, 2*float64(s.m)*float64(s.n)*float64(s.k), func() { v.fast(c, a, w, s.m, s.n, s.k) })
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkParallelOverhead measures starting and joining the goroutines
+// of one kernel call with no work in them.
+func BenchmarkParallelOverhead(b *testing.B) {
+	for _, th := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) {
+			for b.Loop() {
+				parallelFor(64, 1, th, func(lo, hi int) {})
+			}
+		})
 	}
 }

@@ -12,8 +12,5 @@ func BenchmarkMicroKernel(b *testing.B) {
 	a := make([]float32, mr*kc)
 	p := make([]float32, nr*kc)
 	c := make([]float32, mr*nr)
-	for b.Loop() {
-		gemmKernel6x16(kc, &a[0], &p[0], &c[0], nr, 1)
-	}
-	b.ReportMetric(2*mr*nr*kc*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+	loop(b, 2*mr*nr*kc, func() { gemmKernel6x16(kc, &a[0], &p[0], &c[0], nr, 1) })
 }

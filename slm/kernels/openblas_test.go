@@ -39,10 +39,7 @@ func BenchmarkMatMulNTOpenBLAS(b *testing.B) {
 		for _, th := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/openblas/threads=%d", s.name, th), func(b *testing.B) {
 				openblas.SetThreads(th)
-				for b.Loop() {
-					openblas.SgemmNT(c, a, w, s.m, s.n, s.k)
-				}
-				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+				loop(b, 2*float64(s.m)*float64(s.n)*float64(s.k), func() { openblas.SgemmNT(c, a, w, s.m, s.n, s.k) })
 			})
 		}
 	}

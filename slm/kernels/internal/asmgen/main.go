@@ -74,6 +74,16 @@ func gemmKernel(g *gen) {
 	g.i("MOVQ c+24(FP), DX")
 	g.i("MOVQ ldc+32(FP), R8")
 	g.i("SHLQ $2, R8")
+	// Prefetch the C tile (each row's 64 bytes may straddle two lines):
+	// it is read or written only after the loop, which hides the latency.
+	g.i("MOVQ DX, AX")
+	for i := 0; i < mr; i++ {
+		g.i("PREFETCHT0 (AX)")
+		g.i("PREFETCHT0 63(AX)")
+		if i < mr-1 {
+			g.i("ADDQ R8, AX")
+		}
+	}
 	for r := 0; r < mr*nr/8; r++ {
 		g.i("VXORPS Y%d, Y%d, Y%d", r, r, r)
 	}
