@@ -346,10 +346,10 @@ func attend(cfg *Config, l int, c *Cache, base, t int, q, out []float32) {
 			}
 		}
 		kernels.MatMulNT(s, qs, k, group*t, L, hd)
-		for g := 0; g < group; g++ {
-			for i := 0; i < t; i++ {
-				row := s[(g*t+i)*L : (g*t+i+1)*L]
-				pos := base + i
+		parallelFor(group*t, max(1, 4096/L), func(r0, r1 int) {
+			for r := r0; r < r1; r++ {
+				row := s[r*L : (r+1)*L]
+				pos := base + r%t
 				lo := 0
 				if w := cfg.SlidingWindow; w > 0 && pos+1-w > from {
 					lo = pos + 1 - w - from
@@ -364,7 +364,7 @@ func attend(cfg *Config, l int, c *Cache, base, t int, q, out []float32) {
 					row[j] = 0
 				}
 			}
-		}
+		})
 		kernels.MatMulNN(o, s, v, group*t, hd, L)
 		for g := 0; g < group; g++ {
 			h := kh*group + g
@@ -390,6 +390,8 @@ func (mlp *MLP) Forward(cfg *Config, a *LayerActs, n int) {
 		mlp.Gate.Forward(a.Gate, a.MLPIn, n)
 		mlp.Up.Forward(a.Up, a.MLPIn, n)
 	}
-	kernels.SiLUMul(a.Act, a.Gate, a.Up)
+	parallelFor(n, max(1, 16384/f), func(lo, hi int) {
+		kernels.SiLUMul(a.Act[lo*f:hi*f], a.Gate[lo*f:hi*f], a.Up[lo*f:hi*f])
+	})
 	mlp.Down.Forward(a.Out, a.Act, n)
 }
