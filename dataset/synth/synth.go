@@ -33,13 +33,14 @@
 package synth
 
 import (
-	"cmp"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/usersim/usersim/dataset"
 )
@@ -451,8 +452,34 @@ func (w *World) genUsers() {
 }
 
 func (w *World) genRatings() {
-	cfg := &w.Truth.Config
 	w.prepare()
+	nu := len(w.Truth.Users)
+	type result struct {
+		items  []int32
+		values []float32
+		times  []int64
+	}
+	res := make([]result, nu)
+	// Each user draws from its own stream, so users can be generated in
+	// parallel and the world still depends only on the seed.
+	workers := min(runtime.GOMAXPROCS(0), 1+nu/64)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := newUserScratch(w.Truth.Config.NumItems)
+			for {
+				u := int(next.Add(1) - 1)
+				if u >= nu {
+					return
+				}
+				res[u].items, res[u].values, res[u].times = w.genUser(u, s)
+			}
+		}()
+	}
+	wg.Wait()
 	total := 0
 	for _, u := range w.Truth.Users {
 		total += u.NumRatings
@@ -464,41 +491,125 @@ func (w *World) genRatings() {
 		Value: make([]float32, 0, total),
 		Time:  make([]int64, 0, total),
 	}
-	ni := cfg.NumItems
-	keys := make([]float64, ni)
-	order := make([]int32, ni)
-	popPull := cfg.PopularityPull * cfg.PopularitySigma
-	for u := range w.Truth.Users {
-		ut := &w.Truth.Users[u]
-		r := newRNG(cfg.Seed, streamUserBase+uint64(u))
-		// Weighted sampling without replacement (Efraimidis–Spirakis):
-		// the n smallest of E_i / w_i with E_i ~ Exp(1).
-		for i := range ni {
-			it := &w.Truth.Items[i]
-			logw := popPull*it.Popularity + cfg.SelectTaste*w.Taste(int32(u), int32(i)) + cfg.SelectQuality*it.Quality
-			keys[i] = math.Log(-math.Log(r.open01())) - logw
-			order[i] = int32(i)
-		}
-		slices.SortFunc(order, func(a, b int32) int {
-			if c := cmp.Compare(keys[a], keys[b]); c != 0 {
-				return c
-			}
-			return cmp.Compare(a, b)
-		})
-		n := ut.NumRatings
-		chosen := slices.Clone(order[:n])
-		r.shuffle(n, func(i, j int) { chosen[i], chosen[j] = chosen[j], chosen[i] }) // chosen is now in time order
-		times := w.sessionTimes(r, n)
-		values := make([]float32, n)
-		for k, i := range chosen {
-			m := w.Mean(int32(u), i)
-			values[k] = float32(d.Scale.Snap(m + cfg.NoiseSigma*r.norm()))
-		}
-		rows := r.perm(n) // ratings.dat lists a user's rows in no time order
-		for _, k := range rows {
-			d.Append(int32(u), chosen[k], values[k], times[k], true)
+	for u, r := range res {
+		for k := range r.items {
+			d.Append(int32(u), r.items[k], r.values[k], r.times[k], true)
 		}
 	}
+}
+
+// userScratch is one worker's reusable memory.
+type userScratch struct {
+	keys, sel, taste []float64
+	genre            []float64
+}
+
+func newUserScratch(ni int) *userScratch {
+	return &userScratch{keys: make([]float64, ni), sel: make([]float64, ni), taste: make([]float64, ni), genre: make([]float64, len(Genres))}
+}
+
+// genUser draws user u's ratings, listed in the order ratings.dat gives
+// them (not time order).
+func (w *World) genUser(u int, s *userScratch) ([]int32, []float32, []int64) {
+	cfg := &w.Truth.Config
+	ut := &w.Truth.Users[u]
+	p := &w.Truth.Personas[ut.Persona]
+	r := newRNG(cfg.Seed, streamUserBase+uint64(u))
+	for g := range s.genre {
+		s.genre[g] = p.GenreAffinity[g] + ut.GenreDeviation[g]
+	}
+	popPull := cfg.PopularityPull * cfg.PopularitySigma
+	// Weighted sampling without replacement (Efraimidis–Spirakis): the n
+	// smallest of E_i / w_i with E_i ~ Exp(1), in logs.
+	for i := range s.keys {
+		it := &w.Truth.Items[i]
+		var genre float64
+		if gs := w.itemGenres[i]; len(gs) > 0 {
+			for _, g := range gs {
+				genre += s.genre[g]
+			}
+			genre /= float64(len(gs))
+		}
+		// The same arithmetic as Taste, so Mean reproduces it exactly.
+		t := ut.TasteStrength * (genre + p.EraSlope*w.yearZ[i] + p.PopularityAffinity*it.Popularity)
+		s.taste[i] = t
+		logw := popPull*it.Popularity + cfg.SelectTaste*t + cfg.SelectQuality*it.Quality
+		s.keys[i] = math.Log(-math.Log(r.open01())) - logw
+	}
+	n := ut.NumRatings
+	copy(s.sel, s.keys)
+	thr := nthSmallest(s.sel, n-1)
+	chosen := make([]int32, 0, n)
+	for i, k := range s.keys {
+		if k < thr {
+			chosen = append(chosen, int32(i))
+		}
+	}
+	for i, k := range s.keys {
+		if len(chosen) == n {
+			break
+		}
+		if k == thr {
+			chosen = append(chosen, int32(i))
+		}
+	}
+	r.shuffle(n, func(i, j int) { chosen[i], chosen[j] = chosen[j], chosen[i] }) // chosen is now in time order
+	times := w.sessionTimes(r, n)
+	values := make([]float32, n)
+	base := cfg.GlobalMean + ut.Bias
+	for k, i := range chosen {
+		m := base + w.Truth.Items[i].Quality + s.taste[i]
+		values[k] = float32(w.Dataset.Scale.Snap(m + cfg.NoiseSigma*r.norm()))
+	}
+	// ratings.dat lists a user's rows in no time order.
+	order := r.perm(n)
+	items, vals, ts := make([]int32, n), make([]float32, n), make([]int64, n)
+	for j, k := range order {
+		items[j], vals[j], ts[j] = chosen[k], values[k], times[k]
+	}
+	return items, vals, ts
+}
+
+// nthSmallest returns the k-th smallest value of a (0-based), reordering a.
+// Quickselect with a median-of-three pivot; deterministic.
+func nthSmallest(a []float64, k int) float64 {
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if a[mid] < a[lo] {
+			a[mid], a[lo] = a[lo], a[mid]
+		}
+		if a[hi] < a[lo] {
+			a[hi], a[lo] = a[lo], a[hi]
+		}
+		if a[hi] < a[mid] {
+			a[hi], a[mid] = a[mid], a[hi]
+		}
+		pivot := a[mid]
+		i, j := lo, hi
+		for i <= j {
+			for a[i] < pivot {
+				i++
+			}
+			for a[j] > pivot {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return a[k]
+		}
+	}
+	return a[k]
 }
 
 // sessionTimes returns n strictly increasing Unix times: sessions of about

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -617,5 +618,61 @@ func BenchmarkGenerateDefault(b *testing.B) {
 		if _, err := Generate(cfg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestNthSmallest(t *testing.T) {
+	r := newRNG(1, 1)
+	for trial := range 300 {
+		n := 1 + r.intn(60)
+		a := make([]float64, n)
+		for i := range a {
+			a[i] = float64(r.intn(1 + trial%10)) // many ties when trial%10 is small
+		}
+		sorted := slices.Clone(a)
+		slices.Sort(sorted)
+		k := r.intn(n)
+		if got := nthSmallest(slices.Clone(a), k); got != sorted[k] {
+			t.Fatalf("nthSmallest(%v, %d) = %v, want %v", a, k, got, sorted[k])
+		}
+	}
+}
+
+// TestParallelDeterminism checks that the world does not depend on how
+// many goroutines generate it.
+func TestParallelDeterminism(t *testing.T) {
+	cfg := smallConfig(11)
+	cfg.NumUsers = 300
+	prev := runtime.GOMAXPROCS(1)
+	one, err := Generate(cfg)
+	runtime.GOMAXPROCS(4)
+	four, err2 := Generate(cfg)
+	runtime.GOMAXPROCS(prev)
+	if err != nil || err2 != nil {
+		t.Fatal(err, err2)
+	}
+	if !reflect.DeepEqual(one.Dataset.Ratings, four.Dataset.Ratings) {
+		t.Fatal("ratings differ between GOMAXPROCS 1 and 4")
+	}
+}
+
+// TestMeanMatchesGeneration checks that Mean, used by the noise floor,
+// reproduces the latent mean the generator drew ratings around: with no
+// noise every rating is Snap(Mean).
+func TestMeanMatchesGeneration(t *testing.T) {
+	cfg := smallConfig(12)
+	cfg.NoiseSigma = 0
+	w, err := Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &w.Dataset.Ratings
+	for k := range r.Len() {
+		if want := w.Dataset.Scale.Snap(w.Mean(r.User[k], r.Item[k])); float64(r.Value[k]) != want {
+			t.Fatalf("row %d: rating %v, Snap(Mean) %v", k, r.Value[k], want)
+		}
+	}
+	if w.Truth.NoiseFloor.RMSE != 0 || w.Truth.NoiseFloor.RealisedRMSE != 0 {
+		t.Errorf("noise 0 gives floor %+v, want 0", w.Truth.NoiseFloor)
 	}
 }
