@@ -89,7 +89,10 @@ func parseHeader(hdr []byte) ([]rawEntry, map[string]string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("header JSON: %w", err)
 		}
-		name := tok.(string) // object keys are strings
+		name, ok := tok.(string)
+		if !ok {
+			return nil, nil, fmt.Errorf("header JSON: unexpected %v at offset %d", tok, dec.InputOffset())
+		}
 		if seen[name] {
 			if name == metadataKey {
 				return nil, nil, fmt.Errorf("header JSON: %q appears twice", metadataKey)
