@@ -1,0 +1,626 @@
+package tokconv
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// hfAdded is an entry of tokenizer.json's added_tokens.
+type hfAdded struct {
+	ID         int    `json:"id"`
+	Content    string `json:"content"`
+	SingleWord bool   `json:"single_word"`
+	LStrip     bool   `json:"lstrip"`
+	RStrip     bool   `json:"rstrip"`
+	Normalized bool   `json:"normalized"`
+	Special    bool   `json:"special"`
+}
+
+type obj = map[string]any
+
+// HFFiles returns tokenizer.json and tokenizer_config.json for v.
+func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
+	if err := v.check(); err != nil {
+		return nil, nil, err
+	}
+	vocab := make(map[string]int, len(v.Tokens))
+	var added []hfAdded
+	for id, p := range v.Tokens {
+		if old, dup := vocab[p]; dup {
+			return nil, nil, fmt.Errorf("tokens %d and %d are both %q", old, id, p)
+		}
+		vocab[p] = id
+		switch v.tokenType(id) {
+		case typeControl, typeUnknown:
+			added = append(added, hfAdded{ID: id, Content: p, Special: true})
+		case typeUserDefined:
+			added = append(added, hfAdded{ID: id, Content: p, Normalized: v.Model == "llama"})
+		}
+	}
+	model := obj{"type": "BPE", "dropout": nil, "continuing_subword_prefix": nil, "end_of_word_suffix": nil, "vocab": vocab}
+	var f obj
+	switch v.Model {
+	case "llama":
+		model["byte_fallback"] = true
+		model["fuse_unk"] = true
+		model["ignore_merges"] = false
+		model["unk_token"] = nil
+		if v.UNK >= 0 {
+			model["unk_token"] = v.Tokens[v.UNK]
+		}
+		model["merges"] = spmMerges(v.Tokens, v.Scores, v.tokenType)
+		prefix := v.AddSpacePrefix == nil || *v.AddSpacePrefix
+		norms := []obj{}
+		if prefix {
+			norms = append(norms, obj{"type": "Prepend", "prepend": "▁"})
+		}
+		norms = append(norms, obj{"type": "Replace", "pattern": obj{"String": " "}, "content": "▁"})
+		decs := []obj{
+			{"type": "Replace", "pattern": obj{"String": "▁"}, "content": " "},
+			{"type": "ByteFallback"},
+			{"type": "Fuse"},
+		}
+		if prefix {
+			decs = append(decs, obj{"type": "Strip", "content": " ", "start": 1, "stop": 0})
+		}
+		f = obj{"normalizer": obj{"type": "Sequence", "normalizers": norms}, "pre_tokenizer": nil,
+			"decoder": obj{"type": "Sequence", "decoders": decs}}
+		if v.RemoveExtraWhitespaces {
+			return nil, nil, errors.New("tokenizer.ggml.remove_extra_whitespaces has no tokenizer.json equivalent here")
+		}
+	case "gpt2":
+		merges := make([][2]string, len(v.Merges))
+		for i, m := range v.Merges {
+			a, b, ok := strings.Cut(m, " ")
+			if !ok {
+				return nil, nil, fmt.Errorf("tokenizer.ggml.merges[%d] = %q: want \"a b\"", i, m)
+			}
+			merges[i] = [2]string{a, b}
+		}
+		model["merges"] = merges
+		model["byte_fallback"] = false
+		model["fuse_unk"] = false
+		model["unk_token"] = nil
+		pre, ignoreMerges, err := bytePreTokenizer(v.Pre)
+		if err != nil {
+			return nil, nil, err
+		}
+		model["ignore_merges"] = ignoreMerges
+		var norm any
+		if strings.HasPrefix(v.Pre, "qwen") || v.Pre == "deepseek-r1-qwen" {
+			norm = obj{"type": "NFC"} // Qwen's tokenizer.json normalizes; llama.cpp does not
+		}
+		f = obj{"normalizer": norm, "pre_tokenizer": pre,
+			"decoder": obj{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}}
+	}
+	f["version"] = "1.0"
+	f["truncation"] = nil
+	f["padding"] = nil
+	if added == nil {
+		added = []hfAdded{}
+	}
+	f["added_tokens"] = added
+	f["model"] = model
+	f["post_processor"] = v.postProcessor()
+	tj, err := json.MarshalIndent(f, "", " ")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := obj{"clean_up_tokenization_spaces": false, "add_bos_token": v.AddBOS, "add_eos_token": v.AddEOS,
+		"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30}
+	for _, s := range []struct {
+		key string
+		id  int
+	}{{"bos_token", v.BOS}, {"eos_token", v.EOS}, {"unk_token", v.UNK}, {"pad_token", v.PAD}} {
+		if s.id >= 0 {
+			cfg[s.key] = v.Tokens[s.id]
+		}
+	}
+	if v.Model == "llama" {
+		cfg["tokenizer_class"] = "LlamaTokenizerFast"
+		cfg["legacy"] = false
+	}
+	if v.ChatTemplate != "" {
+		cfg["chat_template"] = v.ChatTemplate
+	}
+	cj, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	return tj, cj, nil
+}
+
+// postProcessor adds BOS/EOS as the vocabulary asks.
+func (v *Vocab) postProcessor() any {
+	if !(v.AddBOS && v.BOS >= 0) && !(v.AddEOS && v.EOS >= 0) {
+		if v.Model == "gpt2" {
+			return obj{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}
+		}
+		return nil
+	}
+	var single []obj
+	special := obj{}
+	add := func(id int) {
+		p := v.Tokens[id]
+		single = append(single, obj{"SpecialToken": obj{"id": p, "type_id": 0}})
+		special[p] = obj{"id": p, "ids": []int{id}, "tokens": []string{p}}
+	}
+	if v.AddBOS && v.BOS >= 0 {
+		add(v.BOS)
+	}
+	single = append(single, obj{"Sequence": obj{"id": "A", "type_id": 0}})
+	if v.AddEOS && v.EOS >= 0 {
+		add(v.EOS)
+	}
+	pair := append(slices.Clone(single), obj{"Sequence": obj{"id": "B", "type_id": 1}})
+	return obj{"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special}
+}
+
+// bytePreTokenizer returns the pre-tokenizer of a byte-level family and
+// whether its BPE ignores merges for whole-vocabulary words.
+func bytePreTokenizer(pre string) (any, bool, error) {
+	split := func(pattern string) obj {
+		return obj{"type": "Sequence", "pretokenizers": []obj{
+			{"type": "Split", "pattern": obj{"Regex": pattern}, "behavior": "Isolated", "invert": false},
+			{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+		}}
+	}
+	switch pre {
+	case "llama3", "llama-v3", "llama-bpe", "falcon3":
+		return split(llama3Pattern), true, nil
+	case "qwen2", "qwen2.5", "qwen-2.5", "deepseek-r1-qwen":
+		return split(qwen2Pattern), false, nil
+	case "smollm", "starcoder", "refact", "codeshell", "command-r":
+		return obj{"type": "Sequence", "pretokenizers": []obj{
+			{"type": "Digits", "individual_digits": true},
+			{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+		}}, false, nil
+	case "gpt2", "gpt-2", "mpt", "olmo", "jais", "":
+		return obj{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}, false, nil
+	}
+	return nil, false, fmt.Errorf("tokenizer.ggml.pre %q has no tokenizer.json pre-tokenizer here (supported: llama-bpe, qwen2, smollm, gpt2)", pre)
+}
+
+// spmMerges derives BPE merges from SentencePiece scores the way
+// transformers' SentencePieceExtractor does: every split of a piece into
+// two pieces of the vocabulary is a merge ranked by the score of the whole
+// piece (higher first); splits of one piece are ordered by the ids of their
+// parts. Control, unknown and byte pieces take no part.
+func spmMerges(tokens []string, scores []float32, typ func(int) int32) [][2]string {
+	ids := make(map[string]int, len(tokens))
+	for id, p := range tokens {
+		if t := typ(id); t == typeNormal || t == typeUserDefined {
+			ids[p] = id
+		}
+	}
+	type merge struct {
+		l, r   string
+		li, ri int
+		score  float32
+		order  int
+	}
+	var ms []merge
+	for id, p := range tokens {
+		if _, ok := ids[p]; !ok {
+			continue
+		}
+		var local []merge
+		for i := range p {
+			if i == 0 {
+				continue
+			}
+			li, lok := ids[p[:i]]
+			ri, rok := ids[p[i:]]
+			if lok && rok {
+				local = append(local, merge{l: p[:i], r: p[i:], li: li, ri: ri, score: scores[id]})
+			}
+		}
+		slices.SortFunc(local, func(a, b merge) int {
+			if a.li != b.li {
+				return a.li - b.li
+			}
+			return a.ri - b.ri
+		})
+		ms = append(ms, local...)
+	}
+	slices.SortStableFunc(ms, func(a, b merge) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return 0
+	})
+	out := make([][2]string, len(ms))
+	for i, m := range ms {
+		out[i] = [2]string{m.l, m.r}
+	}
+	return out
+}
+
+// hfTokenizer is what FromHF reads of tokenizer.json.
+type hfTokenizer struct {
+	AddedTokens  []hfAdded       `json:"added_tokens"`
+	Normalizer   json.RawMessage `json:"normalizer"`
+	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
+	PostProc     json.RawMessage `json:"post_processor"`
+	Model        struct {
+		Type         string          `json:"type"`
+		Vocab        map[string]int  `json:"vocab"`
+		Merges       json.RawMessage `json:"merges"`
+		ByteFallback bool            `json:"byte_fallback"`
+		UnkToken     *string         `json:"unk_token"`
+	} `json:"model"`
+}
+
+// FromHFDir reads tokenizer.json and, when present, tokenizer_config.json
+// of a Hugging Face model directory.
+func FromHFDir(dir string) (*Vocab, error) {
+	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	v, err := FromHF(tj, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return v, nil
+}
+
+// FromHF builds the GGUF form of a Hugging Face tokenizer: tokenizer.json
+// and tokenizer_config.json (may be nil).
+func FromHF(tokenizerJSON, tokenizerConfig []byte) (*Vocab, error) {
+	var t hfTokenizer
+	if err := json.Unmarshal(tokenizerJSON, &t); err != nil {
+		return nil, fmt.Errorf("tokenizer.json: %w", err)
+	}
+	if t.Model.Type != "BPE" {
+		return nil, fmt.Errorf("tokenizer.json: model type %q is not supported (BPE only)", t.Model.Type)
+	}
+	n := 0
+	for _, id := range t.Model.Vocab {
+		n = max(n, id+1)
+	}
+	for _, a := range t.AddedTokens {
+		n = max(n, a.ID+1)
+	}
+	if n == 0 || n > 1<<24 {
+		return nil, fmt.Errorf("tokenizer.json: %d tokens", n)
+	}
+	tokens := make([]string, n)
+	have := make([]bool, n)
+	for p, id := range t.Model.Vocab {
+		if id < 0 {
+			return nil, fmt.Errorf("tokenizer.json: token %q has id %d", p, id)
+		}
+		tokens[id], have[id] = p, true
+	}
+	types := make([]int32, n)
+	for i := range types {
+		types[i] = typeNormal
+	}
+	for _, a := range t.AddedTokens {
+		if a.ID < 0 {
+			return nil, fmt.Errorf("tokenizer.json: added token %q has id %d", a.Content, a.ID)
+		}
+		tokens[a.ID], have[a.ID] = a.Content, true
+		types[a.ID] = typeUserDefined
+		if a.Special {
+			types[a.ID] = typeControl
+		}
+	}
+	for id, ok := range have {
+		if !ok {
+			tokens[id] = fmt.Sprintf("[PAD%d]", id)
+			types[id] = typeUnused
+		}
+	}
+	merges, err := parseMerges(t.Model.Merges)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.json: %w", err)
+	}
+	v := &Vocab{}
+	v.Tokens, v.Types = tokens, types
+	v.BOS, v.EOS, v.UNK, v.PAD = -1, -1, -1, -1
+	if t.Model.ByteFallback {
+		v.Model = "llama"
+		for id, p := range tokens {
+			if isBytePiece(p) && types[id] == typeNormal {
+				types[id] = typeByte
+			}
+		}
+		if t.Model.UnkToken != nil {
+			if id, ok := t.Model.Vocab[*t.Model.UnkToken]; ok {
+				v.UNK = id
+				types[id] = typeUnknown
+			}
+		}
+		// Scores: minus the rank of the first merge that builds a piece.
+		v.Scores = make([]float32, n)
+		built := make(map[string]bool, len(merges))
+		for r, m := range merges {
+			p := m[0] + m[1]
+			if !built[p] {
+				built[p] = true
+				if id, ok := t.Model.Vocab[p]; ok {
+					v.Scores[id] = -float32(r)
+				}
+			}
+		}
+		for id := range v.Scores {
+			if !built[tokens[id]] && types[id] == typeNormal && len([]rune(tokens[id])) > 1 {
+				v.Scores[id] = -float32(len(merges) + id)
+			}
+		}
+		prefix, err := spacePrefix(t.Normalizer, t.PreTokenizer)
+		if err != nil {
+			return nil, err
+		}
+		v.AddSpacePrefix = &prefix
+	} else {
+		v.Model = "gpt2"
+		v.Merges = make([]string, len(merges))
+		for i, m := range merges {
+			if strings.Contains(m[0], " ") || strings.Contains(m[1], " ") {
+				return nil, fmt.Errorf("tokenizer.json: merge %d %q has a space, which GGUF merges cannot hold", i, m)
+			}
+			v.Merges[i] = m[0] + " " + m[1]
+		}
+		if v.Pre, err = preName(t.PreTokenizer); err != nil {
+			return nil, err
+		}
+	}
+	if err := v.applyConfig(tokenizerConfig, t); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func parseMerges(raw json.RawMessage) ([][2]string, error) {
+	var strs []string
+	if err := json.Unmarshal(raw, &strs); err == nil {
+		out := make([][2]string, len(strs))
+		for i, s := range strs {
+			a, b, ok := strings.Cut(s, " ")
+			if !ok {
+				return nil, fmt.Errorf("merge %d %q: want \"a b\"", i, s)
+			}
+			out[i] = [2]string{a, b}
+		}
+		return out, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal(raw, &pairs); err != nil {
+		return nil, fmt.Errorf("merges: want \"a b\" strings or [a, b] pairs: %w", err)
+	}
+	return pairs, nil
+}
+
+type node struct {
+	Type             string            `json:"type"`
+	Normalizers      []json.RawMessage `json:"normalizers"`
+	PreTokenizers    []json.RawMessage `json:"pretokenizers"`
+	Processors       []json.RawMessage `json:"processors"`
+	Prepend          string            `json:"prepend"`
+	Pattern          struct{ Regex, String *string }
+	UseRegex         *bool  `json:"use_regex"`
+	AddPrefixSpace   *bool  `json:"add_prefix_space"`
+	IndividualDigits bool   `json:"individual_digits"`
+	PrependScheme    string `json:"prepend_scheme"`
+	Single           []map[string]json.RawMessage
+}
+
+func parseNode(raw json.RawMessage) (*node, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, nil
+	}
+	var n node
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// flatten lists a node and the members of Sequence nodes, depth first.
+func flatten(raw json.RawMessage) ([]*node, error) {
+	n, err := parseNode(raw)
+	if err != nil || n == nil {
+		return nil, err
+	}
+	if n.Type != "Sequence" {
+		return []*node{n}, nil
+	}
+	var out []*node
+	for _, c := range slices.Concat(n.Normalizers, n.PreTokenizers, n.Processors) {
+		sub, err := flatten(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub...)
+	}
+	return out, nil
+}
+
+// spacePrefix tells whether a SentencePiece-style tokenizer.json adds the
+// dummy "▁" prefix: a Prepend normalizer, or a Metaspace pre-tokenizer
+// that prepends.
+func spacePrefix(normalizer, pre json.RawMessage) (bool, error) {
+	ns, err := flatten(normalizer)
+	if err != nil {
+		return false, fmt.Errorf("tokenizer.json: normalizer: %w", err)
+	}
+	for _, n := range ns {
+		if n.Type == "Prepend" && n.Prepend == "▁" {
+			return true, nil
+		}
+	}
+	ps, err := flatten(pre)
+	if err != nil {
+		return false, fmt.Errorf("tokenizer.json: pre_tokenizer: %w", err)
+	}
+	for _, n := range ps {
+		if n.Type == "Metaspace" {
+			return n.PrependScheme != "never" && (n.AddPrefixSpace == nil || *n.AddPrefixSpace), nil
+		}
+	}
+	return false, nil
+}
+
+// preName names a byte-level pre-tokenizer the way tokenizer.ggml.pre does.
+func preName(raw json.RawMessage) (string, error) {
+	ns, err := flatten(raw)
+	if err != nil {
+		return "", fmt.Errorf("tokenizer.json: pre_tokenizer: %w", err)
+	}
+	digits, regex := false, ""
+	byteRegex := false
+	for _, n := range ns {
+		switch n.Type {
+		case "Digits":
+			digits = n.IndividualDigits
+		case "Split":
+			if n.Pattern.Regex != nil {
+				regex = *n.Pattern.Regex
+			}
+		case "ByteLevel":
+			byteRegex = n.UseRegex == nil || *n.UseRegex
+		}
+	}
+	switch {
+	case regex == llama3Pattern && !digits:
+		return "llama-bpe", nil
+	case regex == qwen2Pattern && !digits:
+		return "qwen2", nil
+	case regex == "" && byteRegex && digits:
+		return "smollm", nil
+	case regex == "" && byteRegex:
+		return "gpt2", nil
+	}
+	return "", fmt.Errorf("tokenizer.json: pre-tokenizer (regex %q, digits %v) is not one GGUF can name (llama-bpe, qwen2, smollm, gpt2)", regex, digits)
+}
+
+// applyConfig reads special tokens, BOS/EOS flags and the chat template.
+func (v *Vocab) applyConfig(cfgJSON []byte, t hfTokenizer) error {
+	var cfg struct {
+		BOS, EOS, UNK, PAD json.RawMessage
+		AddBOS             *bool           `json:"add_bos_token"`
+		AddEOS             *bool           `json:"add_eos_token"`
+		ChatTemplate       json.RawMessage `json:"chat_template"`
+	}
+	if len(cfgJSON) > 0 {
+		if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+			return fmt.Errorf("tokenizer_config.json: %w", err)
+		}
+		var raw map[string]json.RawMessage
+		_ = json.Unmarshal(cfgJSON, &raw)
+		cfg.BOS, cfg.EOS, cfg.UNK, cfg.PAD = raw["bos_token"], raw["eos_token"], raw["unk_token"], raw["pad_token"]
+	}
+	lookup := map[string]int{}
+	for id, p := range v.Tokens {
+		lookup[p] = id
+	}
+	for _, s := range []struct {
+		key string
+		raw json.RawMessage
+		dst *int
+	}{{"bos_token", cfg.BOS, &v.BOS}, {"eos_token", cfg.EOS, &v.EOS}, {"unk_token", cfg.UNK, &v.UNK}, {"pad_token", cfg.PAD, &v.PAD}} {
+		text, err := tokenText(s.raw)
+		if err != nil {
+			return fmt.Errorf("tokenizer_config.json: %s: %w", s.key, err)
+		}
+		if text == "" {
+			continue
+		}
+		id, ok := lookup[text]
+		if !ok {
+			return fmt.Errorf("tokenizer_config.json: %s %q is not in the vocabulary", s.key, text)
+		}
+		*s.dst = id
+	}
+	// BOS/EOS flags: tokenizer_config.json, else the post-processor.
+	postBOS, postEOS := false, false
+	if ps, err := flatten(t.PostProc); err == nil {
+		for _, n := range ps {
+			if n.Type != "TemplateProcessing" {
+				continue
+			}
+			seenA := false
+			for _, item := range n.Single {
+				if _, ok := item["Sequence"]; ok {
+					seenA = true
+					continue
+				}
+				var st struct{ ID string }
+				if json.Unmarshal(item["SpecialToken"], &st) == nil {
+					id, ok := lookup[st.ID]
+					if ok && !seenA {
+						postBOS = true
+						if v.BOS < 0 {
+							v.BOS = id
+						}
+					} else if ok {
+						postEOS = true
+						if v.EOS < 0 {
+							v.EOS = id
+						}
+					}
+				}
+			}
+		}
+	}
+	v.AddBOS, v.AddEOS = postBOS, postEOS
+	if cfg.AddBOS != nil {
+		v.AddBOS = *cfg.AddBOS
+	}
+	if cfg.AddEOS != nil {
+		v.AddEOS = *cfg.AddEOS
+	}
+	if len(cfg.ChatTemplate) > 0 && string(cfg.ChatTemplate) != "null" {
+		var s string
+		if err := json.Unmarshal(cfg.ChatTemplate, &s); err == nil {
+			v.ChatTemplate = s
+		} else {
+			var list []struct{ Name, Template string }
+			if err := json.Unmarshal(cfg.ChatTemplate, &list); err != nil {
+				return fmt.Errorf("tokenizer_config.json: chat_template: %w", err)
+			}
+			for _, e := range list {
+				if e.Name == "default" {
+					v.ChatTemplate = e.Template
+				}
+			}
+		}
+	}
+	for _, id := range []int{v.BOS, v.EOS} {
+		if id >= 0 && v.Types[id] == typeNormal {
+			v.Types[id] = typeControl
+		}
+	}
+	return nil
+}
+
+func tokenText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var o struct{ Content string }
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return "", err
+	}
+	return o.Content, nil
+}

@@ -1,0 +1,264 @@
+package tokconv
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/usersim/usersim/slm/gguf"
+	"github.com/usersim/usersim/slm/tokenizer"
+)
+
+// shared finds ../shared from the module root, or skips.
+func shared(t *testing.T, rel string) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("module root not found")
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, "..", "shared", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s is absent (../shared not available): %v", p, err)
+	}
+	return p
+}
+
+// testStrings returns the golden tokenizer test strings plus a few more.
+func testStrings(t *testing.T) []string {
+	t.Helper()
+	out := []string{"", "Once upon a time, there was a little girl named Lily.", "  two  spaces\n\nnewlines\ttab", "café ☕ 日本語 🙂", "<s> not special </s>", "12345 3.14159 don't", "Lily's mom said, \"Lily, let's go to the park.\""}
+	for _, name := range []string{"golden/tokenizers/qwen3.json", "golden/tokenizers/llama2.json"} {
+		p := shared(t, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g struct{ Cases []struct{ Text string } }
+		if err := json.Unmarshal(b, &g); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range g.Cases {
+			out = append(out, c.Text)
+		}
+	}
+	return out
+}
+
+func ggufMeta(t *testing.T, path string) []gguf.KV {
+	t.Helper()
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return slices.Clone(f.Meta)
+}
+
+func writeHF(t *testing.T, v *Vocab) string {
+	t.Helper()
+	tj, cj, err := v.HFFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// sameEncoding checks that two tokenizers give the same ids (with and
+// without BOS) and the same decoded text for every string.
+func sameEncoding(t *testing.T, what string, want, got *tokenizer.Tokenizer, strs []string) {
+	t.Helper()
+	if want.BOS() != got.BOS() || want.EOS() != got.EOS() || want.AddBOSDefault() != got.AddBOSDefault() || want.VocabSize() != got.VocabSize() {
+		t.Fatalf("%s: bos %d/%d eos %d/%d addBOS %v/%v vocab %d/%d", what, got.BOS(), want.BOS(), got.EOS(), want.EOS(),
+			got.AddBOSDefault(), want.AddBOSDefault(), got.VocabSize(), want.VocabSize())
+	}
+	bad := 0
+	for _, s := range strs {
+		for _, special := range []bool{false, true} {
+			opt := tokenizer.EncodeOptions{AddBOS: want.AddBOSDefault(), ParseSpecial: special}
+			w, err1 := want.Encode(s, opt)
+			g, err2 := got.Encode(s, opt)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: %q: errors %v, %v", what, s, err1, err2)
+			}
+			if !slices.Equal(w, g) {
+				bad++
+				if bad <= 5 {
+					t.Errorf("%s: %q (special %v):\n got  %v\n want %v", what, s, special, g, w)
+				}
+			}
+			wd, _ := want.Decode(w)
+			gd, _ := got.Decode(w)
+			if wd != gd {
+				t.Errorf("%s: decode of %q: got %q, want %q", what, s, gd, wd)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%s: %d of %d encodings differ", what, bad, 2*len(strs))
+	}
+}
+
+// TestStoriesRoundTrip: the GGUF SentencePiece vocabulary of stories260K
+// → tokenizer.json → GGUF metadata, each form encoding like the original.
+func TestStoriesRoundTrip(t *testing.T) {
+	path := shared(t, "models/stories260K/stories260K.gguf")
+	strs := testStrings(t)
+	meta := ggufMeta(t, path)
+	v, err := FromGGUFMeta(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := tokenizer.FromGGUFVocab(v.GGUFVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeHF(t, v)
+	hf, err := tokenizer.FromHFDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEncoding(t, "gguf → tokenizer.json", orig, hf, strs)
+
+	back, err := FromHFDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := FromGGUFMeta(back.GGUFMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok2, err := tokenizer.FromGGUFVocab(v2.GGUFVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEncoding(t, "gguf → tokenizer.json → gguf", orig, tok2, strs)
+}
+
+// TestQwen3RoundTrip: a byte-level tokenizer.json → GGUF metadata →
+// tokenizer.json.
+func TestQwen3RoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("151k-token vocabulary: skipped with -short")
+	}
+	p := shared(t, "tokenizers/qwen3/tokenizer.json")
+	strs := testStrings(t)
+	tj, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(`{"bos_token": null, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "add_bos_token": false}`)
+	orig, err := tokenizer.FromHFJSON(tj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := FromHF(tj, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Model != "gpt2" || v.Pre != "qwen2" {
+		t.Fatalf("model %q pre %q", v.Model, v.Pre)
+	}
+	gv, err := FromGGUFMeta(v.GGUFMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// llama.cpp does not apply tokenizer.json's NFC normalizer: compare the
+	// GGUF form on NFC text only.
+	var nfc []string
+	for _, s := range strs {
+		if norm.NFC.String(s) == s {
+			nfc = append(nfc, s)
+		}
+	}
+	if len(nfc) == len(strs) {
+		t.Fatal("no test string changes under NFC; the NFC case is not covered")
+	}
+	sameEncodingIDs(t, "tokenizer.json → gguf", orig, tok, nfc)
+	hf, err := tokenizer.FromHFDir(writeHF(t, gv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEncodingIDs(t, "tokenizer.json → gguf → tokenizer.json", orig, hf, strs)
+}
+
+// sameEncodingIDs compares ids only (the special-token settings of the bare
+// tokenizer.json and of the converted forms differ by design).
+func sameEncodingIDs(t *testing.T, what string, want, got *tokenizer.Tokenizer, strs []string) {
+	t.Helper()
+	for _, s := range strs {
+		for _, special := range []bool{false, true} {
+			opt := tokenizer.EncodeOptions{ParseSpecial: special}
+			w, _ := want.Encode(s, opt)
+			g, err := got.Encode(s, opt)
+			if err != nil || !slices.Equal(w, g) {
+				t.Fatalf("%s: %q (special %v): got %v %v, want %v", what, s, special, g, err, w)
+			}
+		}
+	}
+}
+
+func TestSPMMerges(t *testing.T) {
+	// Pieces: a b c ab bc abc; "abc" splits as a+bc and ab+c (ordered by
+	// the ids of the left part), ranked by its score.
+	tokens := []string{"<unk>", "a", "b", "c", "ab", "bc", "abc"}
+	scores := []float32{0, 0, 0, 0, -1, -2, -0.5}
+	typ := func(id int) int32 {
+		if id == 0 {
+			return typeUnknown
+		}
+		return typeNormal
+	}
+	got := spmMerges(tokens, scores, typ)
+	want := [][2]string{{"a", "bc"}, {"ab", "c"}, {"a", "b"}, {"b", "c"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("merges %v, want %v", got, want)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		meta []gguf.KV
+	}{
+		{"no model", []gguf.KV{{Key: "tokenizer.ggml.tokens", Value: gguf.Strings([]string{"a"})}}},
+		{"bad model", []gguf.KV{{Key: "tokenizer.ggml.model", Value: gguf.String("bert")}, {Key: "tokenizer.ggml.tokens", Value: gguf.Strings([]string{"a"})}}},
+		{"no scores", []gguf.KV{{Key: "tokenizer.ggml.model", Value: gguf.String("llama")}, {Key: "tokenizer.ggml.tokens", Value: gguf.Strings([]string{"a"})}}},
+		{"tokens not strings", []gguf.KV{{Key: "tokenizer.ggml.model", Value: gguf.String("llama")}, {Key: "tokenizer.ggml.tokens", Value: gguf.Float32s([]float32{1})}}},
+	} {
+		if _, err := FromGGUFMeta(tt.meta); err == nil {
+			t.Errorf("%s: no error", tt.name)
+		}
+	}
+	for _, tt := range []struct{ name, tj string }{
+		{"not json", `{`},
+		{"wordpiece", `{"model": {"type": "WordPiece", "vocab": {"a": 0}}}`},
+		{"bad merges", `{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [1]}}`},
+		{"unknown pre-tokenizer", `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "x"}}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`},
+	} {
+		if _, err := FromHF([]byte(tt.tj), nil); err == nil {
+			t.Errorf("%s: no error", tt.name)
+		}
+	}
+}
