@@ -29,5 +29,6 @@ func newRootCmd() *cobra.Command {
 	// Subcommands (one file each):
 	root.AddCommand(newDataCmd())
 	root.AddCommand(newEvalCmd())
+	root.AddCommand(newModelCmd())
 	return root
 }
