@@ -20,6 +20,16 @@ func BenchmarkDequantize(b *testing.B) {
 			b.Fatal(err)
 		}
 		dst := make([]float32, n)
+		if d == F16 { // the bit-manipulation decoder, for comparison with the table
+			b.Run("F16-bits", func(b *testing.B) {
+				b.SetBytes(4 * n)
+				for b.Loop() {
+					for i := range dst {
+						dst[i] = F16ToF32(uint16(src[2*i]) | uint16(src[2*i+1])<<8)
+					}
+				}
+			})
+		}
 		b.Run(d.String(), func(b *testing.B) {
 			b.SetBytes(4 * n)
 			for b.Loop() {

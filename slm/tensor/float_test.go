@@ -133,3 +133,13 @@ func TestF8(t *testing.T) {
 		}
 	}
 }
+
+func TestF16Table(t *testing.T) {
+	tab := f16Table()
+	for h := 0; h < 1<<16; h++ {
+		a, b := math.Float32bits(tab[h]), math.Float32bits(F16ToF32(uint16(h)))
+		if a != b {
+			t.Fatalf("table[%#04x] = %#08x, want %#08x", h, a, b)
+		}
+	}
+}

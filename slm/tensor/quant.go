@@ -4,7 +4,19 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 )
+
+// f16Table maps every binary16 value to its float32 value (256 KiB, built
+// on first use): decoding F16 tensors by table is several times faster
+// than by bit manipulation.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for h := range t {
+		t[h] = F16ToF32(uint16(h))
+	}
+	return &t
+})
 
 // checkLen verifies that src holds exactly n elements of type d.
 func checkLen(n int, src []byte, d DType) error {
@@ -40,8 +52,9 @@ func Dequantize(dst []float32, src []byte, d DType) error {
 			dst[i] = math.Float32frombits(le.Uint32(src[4*i:]))
 		}
 	case F16:
+		tab := f16Table()
 		for i := range dst {
-			dst[i] = F16ToF32(le.Uint16(src[2*i:]))
+			dst[i] = tab[le.Uint16(src[2*i:])]
 		}
 	case BF16:
 		for i := range dst {
