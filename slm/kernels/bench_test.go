@@ -120,6 +120,8 @@ func BenchmarkMatMulLayouts(b *testing.B) {
 		{"1024x1024x1024", 1024, 1024, 1024},
 		{"8x1536x576", 8, 1536, 576},
 		{"4x1536x576", 4, 1536, 576},
+		{"16x1536x576", 16, 1536, 576},
+		{"1x1536x576", 1, 1536, 576},
 	}
 	for _, s := range shapes {
 		r := rand.New(rand.NewPCG(1, 1))

@@ -70,7 +70,7 @@
 // repeated.
 //
 // Matrix-vector products are memory bound, and packing would read the
-// weights twice. MatMulNT with at most smallM (4) rows therefore computes
+// weights twice. MatMulNT with at most smallM (8) rows therefore computes
 // dot products of whole rows instead: the weight rows are split among the
 // goroutines and streamed once, four at a time, against every row of a
 // held in cache. MatMulNN with one row is a sequence of Axpy updates.

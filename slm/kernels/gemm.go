@@ -11,8 +11,11 @@ const (
 	ncBlock = 3072 // columns of B packed at once (kcBlock×ncBlock floats = 3 MiB: L3)
 
 	// smallM: MatMulNT with at most this many rows computes dot products
-	// of whole rows instead of packing (decode: b is streamed once).
-	smallM = 4
+	// of whole rows instead of packing (decode: b is streamed once). At
+	// m=8 this ran 1.4× the packed GEMM's speed, at m=16 the same.
+	smallM = 8
+	// smallMQuant: the same for the quantized matmuls.
+	smallMQuant = 4
 	// minParallelFlops: below this many multiply-adds a call runs on one
 	// goroutine; starting goroutines costs a few microseconds.
 	minParallelFlops = 1 << 17

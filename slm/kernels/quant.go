@@ -243,7 +243,7 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 		clear(c[:m*n])
 		return
 	}
-	if m <= smallM {
+	if m <= smallMQuant {
 		matVecQ(q, c, a, b, m, n, k, rowBytes)
 		return
 	}
@@ -270,7 +270,7 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 	})
 }
 
-// matVecQ is the decode path of the quantized matmuls (m ≤ smallM): each
+// matVecQ is the decode path of the quantized matmuls (m ≤ smallMQuant): each
 // weight row is streamed once, split among goroutines, and dotted with
 // every row of a while it is in cache. With AVX2, Q8_0 and Q4_K rows are
 // dotted straight from their blocks; other formats are dequantized to a
