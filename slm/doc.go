@@ -1,0 +1,50 @@
+// Package slm is usersim's small-language-model engine: Llama-family
+// transformers (Llama 2/3, Mistral, SmolLM/SmolLM2, TinyLlama, stories,
+// Qwen2, Phi-3) in pure Go, float32, with a KV cache.
+//
+// # Model and formats
+//
+// A Model is a Go struct whose fields carry their tensor names (struct tags
+// gguf and hf), their shapes in terms of the Config, and the config
+// condition under which they exist. One table-driven loader reads GGUF files
+// and Hugging Face directories (config.json + safetensors) through those
+// tags, checking every tensor's presence, shape, type and finiteness, with
+// errors that name the tensor; WriteGGUF and WriteHF walk the same tags.
+// Architectures differ only by Config data: q/k/v biases (qwen2), fused
+// qkv and gate_up projections (phi3), tied output, RoPE layout and scaling,
+// sliding window.
+//
+// Weights are kept as float32, or as Q8_0, Q4_0, Q4_K or Q6_K blocks (GGUF
+// files, or QuantizeQ8_0) whose matrix products use the quantized kernels.
+// F16 and BF16 weights are converted to float32 once, when loaded
+// (exactly: BF16 is bits<<16), so compute is always float32; this doubles
+// the memory of F16 checkpoints, which is acceptable for the small models
+// this engine is for. Weights are copied out of the memory-mapped file, so
+// the file can be closed after loading.
+//
+// # RoPE layouts
+//
+// Hugging Face checkpoints rotate dimension i of a head with i+d/2
+// (rotate_half, RopeNeoX). llama.cpp's converter permutes the rows of Llama
+// q and k projections so that GGUF llama files rotate adjacent pairs
+// (2i, 2i+1) (RopeInterleaved); qwen2 and phi3 GGUF files are not permuted
+// and stay NeoX. The loader records the layout in Config.RopeStyle and the
+// forward pass follows it; the writers apply or undo the permutation
+// (ropePerm, identical to convert_hf_to_gguf.py's permute) when a model
+// moves between formats, so ConvertHFToGGUF and ConvertGGUFToHF preserve
+// logits.
+//
+// # Forward pass
+//
+// Forward runs a batch of sequences, each appending new tokens to its own
+// Cache (prefills and single-token decodes mixed), as matrix products over
+// all the batch's tokens. Caches hold keys and values in blocks of 64
+// positions; Fork shares the full blocks of a prefix, so a user's persona
+// and profile are computed once and continued by many prompts. Score
+// returns the log-probabilities of candidate continuations (a rating read
+// as the distribution over "1".."5").
+//
+// Each layer type (Layer, Attention, MLP, RMSNorm, Linear) has a Forward;
+// the activations of a layer are kept in a LayerActs so that a Backward for
+// LoRA training can sit beside each Forward and read what it needs.
+package slm
