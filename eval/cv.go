@@ -144,7 +144,10 @@ func (cv *CVResults) foldWords() string {
 		return "no folds"
 	}
 	s := cv.Folds[0].Split
-	return fmt.Sprintf("folds of protocol %q, seed %d, about %d test rows each", s.Protocol, s.Seed, s.Test)
+	if s.Protocol == split.ProtocolKFold {
+		return fmt.Sprintf("all ratings shuffled with seed %d and cut into %d folds of about %d test rows", s.Seed, len(cv.Folds), s.Test)
+	}
+	return fmt.Sprintf("%d splits of protocol %q, seed %d, about %d test rows each", len(cv.Folds), s.Protocol, s.Seed, s.Test)
 }
 
 func pm(m MeanStd) string { return f4(m.Mean) + " ± " + f4(m.Std) }
