@@ -317,59 +317,72 @@ func (at *Attention) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p 
 	at.O.Forward(a.Mid, a.Att, n)
 }
 
+// attnChunk is how many query positions attend computes at once: it bounds
+// the score matrix and skips most of the masked keys in a long prefill.
+const attnChunk = 128
+
 // attend computes causal grouped-query attention for the t new tokens of
 // one sequence at positions base..base+t-1, whose keys and values are in the
 // cache already. q and out are [t×QDim]. Per kv head it gathers the keys and
 // values, stacks the queries of the heads that share them, and uses matrix
-// products: scores = Q·Kᵀ/sqrt(HeadDim), masked, softmax, times V.
+// products: scores = Q·Kᵀ/sqrt(HeadDim), masked, softmax, times V. Queries
+// go in chunks of attnChunk positions, each against the keys it can see.
 func attend(cfg *Config, l int, c *Cache, base, t int, q, out []float32) {
 	hd, qd := cfg.HeadDim, cfg.QDim()
 	group := cfg.Heads / cfg.KVHeads
+	w := cfg.SlidingWindow
 	end := base + t // keys at [from, end)
 	from := 0
-	if w := cfg.SlidingWindow; w > 0 && base+1-w > 0 {
+	if w > 0 && base+1-w > 0 {
 		from = base + 1 - w // the first new token sees [base+1-w, base]
 	}
 	L := end - from
 	k := make([]float32, L*hd)
 	v := make([]float32, L*hd)
-	qs := make([]float32, group*t*hd)
-	s := make([]float32, group*t*L)
-	o := make([]float32, group*t*hd)
+	tc := min(t, attnChunk)
+	qs := make([]float32, group*tc*hd)
+	s := make([]float32, group*tc*L)
+	o := make([]float32, group*tc*hd)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for kh := 0; kh < cfg.KVHeads; kh++ {
 		c.gather(l, kh, from, end, k, v)
-		for g := 0; g < group; g++ {
-			h := kh*group + g
-			for i := 0; i < t; i++ {
-				copy(qs[(g*t+i)*hd:(g*t+i+1)*hd], q[i*qd+h*hd:i*qd+(h+1)*hd])
+		for i0 := 0; i0 < t; i0 += attnChunk {
+			i1 := min(t, i0+attnChunk)
+			n := i1 - i0
+			// Keys [kLo, kHi) of k are visible to some query of the chunk.
+			kLo, kHi := 0, base+i1-from
+			if w > 0 {
+				kLo = max(0, base+i0+1-w-from)
 			}
-		}
-		kernels.MatMulNT(s, qs, k, group*t, L, hd)
-		parallelFor(group*t, max(1, 4096/L), func(r0, r1 int) {
-			for r := r0; r < r1; r++ {
-				row := s[r*L : (r+1)*L]
-				pos := base + r%t
-				lo := 0
-				if w := cfg.SlidingWindow; w > 0 && pos+1-w > from {
-					lo = pos + 1 - w - from
-				}
-				hi := pos - from + 1 // keys [lo, hi) are visible
-				for j := range row[:lo] {
-					row[j] = 0
-				}
-				kernels.Scale(scale, row[lo:hi])
-				kernels.Softmax(row[lo:hi])
-				for j := hi; j < L; j++ {
-					row[j] = 0
+			lc := kHi - kLo
+			for g := 0; g < group; g++ {
+				h := kh*group + g
+				for i := i0; i < i1; i++ {
+					copy(qs[(g*n+i-i0)*hd:(g*n+i-i0+1)*hd], q[i*qd+h*hd:i*qd+(h+1)*hd])
 				}
 			}
-		})
-		kernels.MatMulNN(o, s, v, group*t, hd, L)
-		for g := 0; g < group; g++ {
-			h := kh*group + g
-			for i := 0; i < t; i++ {
-				copy(out[i*qd+h*hd:i*qd+(h+1)*hd], o[(g*t+i)*hd:(g*t+i+1)*hd])
+			kernels.MatMulNT(s[:group*n*lc], qs[:group*n*hd], k[kLo*hd:kHi*hd], group*n, lc, hd)
+			parallelFor(group*n, max(1, 4096/lc), func(r0, r1 int) {
+				for r := r0; r < r1; r++ {
+					row := s[r*lc : (r+1)*lc]
+					pos := base + i0 + r%n
+					lo := 0
+					if w > 0 {
+						lo = max(0, pos+1-w-from-kLo)
+					}
+					hi := pos - from + 1 - kLo // keys [lo, hi) of the row are visible
+					clear(row[:lo])
+					kernels.Scale(scale, row[lo:hi])
+					kernels.Softmax(row[lo:hi])
+					clear(row[hi:])
+				}
+			})
+			kernels.MatMulNN(o[:group*n*hd], s[:group*n*lc], v[kLo*hd:kHi*hd], group*n, hd, lc)
+			for g := 0; g < group; g++ {
+				h := kh*group + g
+				for i := i0; i < i1; i++ {
+					copy(out[i*qd+h*hd:i*qd+(h+1)*hd], o[(g*n+i-i0)*hd:(g*n+i-i0+1)*hd])
+				}
 			}
 		}
 	}

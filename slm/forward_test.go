@@ -73,7 +73,7 @@ func TestForwardMatchesReference(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := randomModel(t, cfg, 1)
 			rng := rand.New(rand.NewPCG(2, 2))
-			n := 45 // passes phi3's sliding window of 37
+			n := 300 // several attention chunks; passes phi3's sliding window of 37
 			if name == "smol" {
 				n = 6
 			}
