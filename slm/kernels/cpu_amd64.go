@@ -42,3 +42,9 @@ func dequantQ8_0AVX2(dst *float32, src *byte, nb int)
 
 //go:noescape
 func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32
+
+//go:noescape
+func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32
+
+//go:noescape
+func dotQ4_0AVX2(a *float32, b *byte, nb int) float32

@@ -17,3 +17,5 @@ func f32ToF16F16C(dst *uint16, src *float32, n int)                    { panic("
 func transPack8(dst *float32, ldd int, src *float32, lds int, n int)   { panic("kernels: no assembly") }
 func dequantQ8_0AVX2(dst *float32, src *byte, nb int)                  { panic("kernels: no assembly") }
 func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32 { panic("kernels: no assembly") }
+func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32 { panic("kernels: no assembly") }
+func dotQ4_0AVX2(a *float32, b *byte, nb int) float32                  { panic("kernels: no assembly") }

@@ -79,14 +79,14 @@
 //
 // MatMulNTQ* take the weights in ggml's block layouts (ggml-common.h),
 // byte for byte as they sit in a GGUF file. For decoding (m ≤ 4) each
-// weight row is streamed once: with AVX2, Q8_0 rows are dequantized in
-// registers inside the dot product (int8 → int32 → float32, one FMA per 8
-// weights and one per block for the scale) and Q4_K rows likewise (the
-// 6-bit sub-block scales are unpacked in Go per row; the mins term
-// dmin·m·Σa uses per-block sums of a computed once per call). Activations
-// stay float32, so results match the dequantized reference within float
-// rounding. Q4_0 and Q6_K rows are dequantized to a float32 row in Go and
-// then dotted. For prefill (m > 4) every format dequantizes 256 weight
+// weight row is streamed once and dotted with the rows of a in
+// assembly, dequantizing in registers (int8 or nibbles → int32 → float32,
+// FMA with the activations, one FMA per block or group for its scale). The
+// 6-bit scales and mins of Q4_K and the int8 scales of Q6_K are unpacked to
+// float32 in Go per row; Q4_K's mins term dmin·m·Σa uses per-block sums
+// of a computed once per call. Activations stay float32 (ggml instead
+// quantizes them to Q8 and multiplies integers), so results match the
+// dequantized reference within float rounding. For prefill (m > 4) every format dequantizes 256 weight
 // rows at a time to float32 and runs the blocked GEMM on them: the
 // dequantization is paid once per weight and amortized over the m rows.
 package kernels

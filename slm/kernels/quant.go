@@ -192,7 +192,7 @@ type quantType struct {
 
 var (
 	qQ8_0 = quantType{0, "MatMulNTQ8_0", BlockQ8_0, SizeQ8_0, DequantizeQ8_0, dotQ8_0AVX2}
-	qQ4_0 = quantType{1, "MatMulNTQ4_0", BlockQ4_0, SizeQ4_0, DequantizeQ4_0, nil}
+	qQ4_0 = quantType{1, "MatMulNTQ4_0", BlockQ4_0, SizeQ4_0, DequantizeQ4_0, dotQ4_0AVX2}
 	qQ4K  = quantType{2, "MatMulNTQ4K", BlockQ4K, SizeQ4K, DequantizeQ4K, nil}
 	qQ6K  = quantType{3, "MatMulNTQ6K", BlockQ6K, SizeQ6K, DequantizeQ6K, nil}
 )
@@ -272,9 +272,10 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 
 // matVecQ is the decode path of the quantized matmuls (m ≤ smallMQuant): each
 // weight row is streamed once, split among goroutines, and dotted with
-// every row of a while it is in cache. With AVX2, Q8_0 and Q4_K rows are
-// dotted straight from their blocks; other formats are dequantized to a
-// float32 row first.
+// every row of a while it is in cache. With AVX2 the rows are dotted
+// straight from their blocks (the per-block scales of the K formats are
+// unpacked to float32 in Go first); otherwise each row is dequantized to
+// float32 and dotted.
 func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 	asm := useAsm()
 	var asums []float32
@@ -293,9 +294,9 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 		for j := lo; j < hi; j++ {
 			bj := b[j*rowBytes : (j+1)*rowBytes]
 			switch {
-			case asm && q.id == qQ8_0.id:
+			case asm && q.dotAsm != nil:
 				for i := 0; i < m; i++ {
-					c[i*n+j] = dotQ8_0AVX2(&a[i*k], &bj[0], k/BlockQ8_0)
+					c[i*n+j] = q.dotAsm(&a[i*k], &bj[0], k/q.block)
 				}
 			case asm && q.id == qQ4K.id:
 				// row[:k/32] = d·sc, row[k/32:k/16] = dmin·m per sub-block.
@@ -313,6 +314,19 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 				for i := 0; i < m; i++ {
 					v := dotQ4KAVX2(&a[i*k], &bj[16], &scales[0], nsb)
 					c[i*n+j] = v - dot(mins, asums[i*k/32:(i+1)*k/32])
+				}
+			case asm && q.id == qQ6K.id:
+				nsb := k / BlockQ6K
+				scales := row[:nsb*16]
+				for sb := 0; sb < nsb; sb++ {
+					x := bj[sb*SizeQ6K : (sb+1)*SizeQ6K]
+					d := half(x[208:])
+					for s, v := range x[192:208] {
+						scales[sb*16+s] = d * float32(int8(v))
+					}
+				}
+				for i := 0; i < m; i++ {
+					c[i*n+j] = dotQ6KAVX2(&a[i*k], &bj[0], &scales[0], nsb)
 				}
 			default:
 				q.dequant(row, bj)

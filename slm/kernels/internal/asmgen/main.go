@@ -44,6 +44,8 @@ func main() {
 	transPack(&g)
 	dequantQ8(&g)
 	dotQ4K(&g)
+	dotQ6K(&g)
+	dotQ4_0(&g)
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -588,5 +590,150 @@ func dotQ4K(g *gen) {
 	hsum(g, 0, 1)
 	g.i("VZEROUPPER")
 	g.i("MOVSS X0, ret+32(FP)")
+	g.i("RET")
+}
+
+// byteConst broadcasts the 32-bit pattern v (a byte repeated) to Y<y>.
+func byteConst(g *gen, v string, y int) {
+	g.i("MOVL $%s, AX", v)
+	g.i("MOVQ AX, X%d", y)
+	g.i("VPBROADCASTD X%d, Y%d", y, y)
+}
+
+// int8x32Dot emits: acc(Y<dst>) = sum over the 32 signed bytes of Y<q>
+// (weights) times 32 float32 at off(SI), in two halves of 16 whose sums
+// are scaled by the float32 at soff(DX) and soff+4(DX) and added into
+// Y<out0> and Y<out1>. With scale == false the whole 32 are summed into
+// Y11 unscaled. Clobbers Y10-Y12 and the high half of Y<q>.
+func int8x32Dot(g *gen, q, off int, scaled bool, soff, out0, out1 int) {
+	for half := 0; half < 2; half++ {
+		if half == 1 {
+			g.i("VEXTRACTI128 $1, Y%d, X%d", q, q)
+		}
+		g.i("VPMOVSXBD X%d, Y10", q)
+		g.i("VCVTDQ2PS Y10, Y10")
+		if half == 0 || scaled {
+			g.i("VMULPS %d(SI), Y10, Y11", off+64*half)
+		} else {
+			g.i("VFMADD231PS %d(SI), Y10, Y11", off+64*half)
+		}
+		g.i("VPSHUFD $0x0e, X%d, X12", q)
+		g.i("VPMOVSXBD X12, Y10")
+		g.i("VCVTDQ2PS Y10, Y10")
+		g.i("VFMADD231PS %d(SI), Y10, Y11", off+64*half+32)
+		if scaled {
+			out := out0
+			if half == 1 {
+				out = out1
+			}
+			g.i("VBROADCASTSS %d(DX), Y12", soff+4*half)
+			g.i("VFMADD231PS Y12, Y11, Y%d", out)
+		}
+	}
+}
+
+// dotQ6K emits
+//
+//	func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32
+//
+// the dot product of a Q6_K row of nsb super-blocks (210 bytes each) with
+// a; scales holds d·sc for the 16 groups of 16 weights of each super-block
+// (unpacked by the caller).
+func dotQ6K(g *gen) {
+	g.f("")
+	g.f("// func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32")
+	g.f("TEXT ·dotQ6KAVX2(SB), NOSPLIT, $0-36")
+	g.i("MOVQ a+0(FP), SI")
+	g.i("MOVQ b+8(FP), DI")
+	g.i("MOVQ scales+16(FP), DX")
+	g.i("MOVQ nsb+24(FP), CX")
+	g.i("VXORPS Y0, Y0, Y0")
+	g.i("VXORPS Y1, Y1, Y1")
+	byteConst(g, "0x0f0f0f0f", 15)
+	byteConst(g, "0x30303030", 14)
+	byteConst(g, "0x20202020", 13)
+	g.i("TESTQ CX, CX")
+	g.i("JZ q6k_done")
+	g.f("q6k_block:")
+	for h := 0; h < 2; h++ {
+		g.i("VMOVDQU %d(DI), Y2", 64*h)     // ql[l]
+		g.i("VMOVDQU %d(DI), Y3", 64*h+32)  // ql[l+32]
+		g.i("VMOVDQU %d(DI), Y4", 128+32*h) // qh[l]
+		// q1 = ql[l]&15 | (qh[l]&3)<<4
+		g.i("VPAND Y15, Y2, Y5")
+		g.i("VPSLLW $4, Y4, Y9")
+		g.i("VPAND Y14, Y9, Y9")
+		g.i("VPOR Y9, Y5, Y5")
+		// q2 = ql[l+32]&15 | (qh[l]>>2&3)<<4
+		g.i("VPAND Y15, Y3, Y6")
+		g.i("VPSLLW $2, Y4, Y9")
+		g.i("VPAND Y14, Y9, Y9")
+		g.i("VPOR Y9, Y6, Y6")
+		// q3 = ql[l]>>4 | (qh[l]>>4&3)<<4
+		g.i("VPSRLW $4, Y2, Y7")
+		g.i("VPAND Y15, Y7, Y7")
+		g.i("VPAND Y14, Y4, Y9")
+		g.i("VPOR Y9, Y7, Y7")
+		// q4 = ql[l+32]>>4 | (qh[l]>>6&3)<<4
+		g.i("VPSRLW $4, Y3, Y8")
+		g.i("VPAND Y15, Y8, Y8")
+		g.i("VPSRLW $2, Y4, Y9")
+		g.i("VPAND Y14, Y9, Y9")
+		g.i("VPOR Y9, Y8, Y8")
+		for v := 0; v < 4; v++ {
+			g.i("VPSUBB Y13, Y%d, Y%d", 5+v, 5+v)
+			// Weights 128h+32v+l; groups of 16 use scales 8h+2v, 8h+2v+1.
+			int8x32Dot(g, 5+v, 4*(128*h+32*v), true, 4*(8*h+2*v), 0, 1)
+		}
+	}
+	g.i("ADDQ $1024, SI")
+	g.i("ADDQ $64, DX")
+	g.i("ADDQ $210, DI")
+	g.i("DECQ CX")
+	g.i("JNZ q6k_block")
+	g.f("q6k_done:")
+	g.i("VADDPS Y1, Y0, Y0")
+	hsum(g, 0, 1)
+	g.i("VZEROUPPER")
+	g.i("MOVSS X0, ret+32(FP)")
+	g.i("RET")
+}
+
+// dotQ4_0 emits
+//
+//	func dotQ4_0AVX2(a *float32, b *byte, nb int) float32
+//
+// the dot product of nb Q4_0 blocks (18 bytes: float16 d, 16 bytes of
+// nibbles, low nibbles weights 0-15, high 16-31) with a.
+func dotQ4_0(g *gen) {
+	g.f("")
+	g.f("// func dotQ4_0AVX2(a *float32, b *byte, nb int) float32")
+	g.f("TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-28")
+	g.i("MOVQ a+0(FP), SI")
+	g.i("MOVQ b+8(FP), DI")
+	g.i("MOVQ nb+16(FP), CX")
+	g.i("VXORPS Y0, Y0, Y0")
+	byteConst(g, "0x0f0f0f0f", 15)
+	byteConst(g, "0x08080808", 13)
+	g.i("TESTQ CX, CX")
+	g.i("JZ q40_done")
+	g.f("q40_loop:")
+	halfScale(g, "(DI)", 2)
+	g.i("VMOVDQU 2(DI), X3")
+	g.i("VPAND X15, X3, X4")
+	g.i("VPSRLW $4, X3, X5")
+	g.i("VPAND X15, X5, X5")
+	g.i("VINSERTI128 $1, X5, Y4, Y4")
+	g.i("VPSUBB Y13, Y4, Y4")
+	int8x32Dot(g, 4, 0, false, 0, 0, 0)
+	g.i("VFMADD231PS Y11, Y2, Y0")
+	g.i("ADDQ $128, SI")
+	g.i("ADDQ $18, DI")
+	g.i("DECQ CX")
+	g.i("JNZ q40_loop")
+	g.f("q40_done:")
+	hsum(g, 0, 1)
+	g.i("VZEROUPPER")
+	g.i("MOVSS X0, ret+24(FP)")
 	g.i("RET")
 }
