@@ -303,7 +303,7 @@ func (w *World) genPersonas() {
 		ages := make([]float64, len(ageCodes))
 		for a := range ages {
 			// Personas fond of older films are older.
-			ages[a] = ageFrequency[a] * math.Exp(0.8*eras[p]*(3-float64(a))/3)
+			ages[a] = ageFrequency[a] * math.Exp(1.5*eras[p]*(3-float64(a))/3)
 		}
 		occ := r.perm(len(occupationFreq))[:3]
 		slices.Sort(occ)
@@ -382,10 +382,16 @@ func (w *World) describe(p *Persona) {
 	if p.MaleShare < 0.6 {
 		gender = "Men and women alike"
 	}
+	// The median age group of the persona's users.
+	var total, cum float64
+	for _, x := range p.AgeWeights {
+		total += x
+	}
 	top := 0
-	for a := range p.AgeWeights {
-		if p.AgeWeights[a] > p.AgeWeights[top] {
+	for a, x := range p.AgeWeights {
+		if cum += x; cum >= total/2 {
 			top = a
+			break
 		}
 	}
 	desc := strings.Join(parts, "; ")

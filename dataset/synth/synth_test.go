@@ -676,3 +676,39 @@ func TestMeanMatchesGeneration(t *testing.T) {
 		t.Errorf("noise 0 gives floor %+v, want 0", w.Truth.NoiseFloor)
 	}
 }
+
+// TestDemographicsFollowPersonas checks that users' demographics carry
+// their persona's signature: its favoured occupations and zip region are
+// more common among its users than among the others.
+func TestDemographicsFollowPersonas(t *testing.T) {
+	w := defaultWorldT(t)
+	for p, ps := range w.Truth.Personas {
+		var inOcc, inZip, outOcc, outZip, in, out float64
+		for u, ut := range w.Truth.Users {
+			us := w.Dataset.Users[u]
+			occ := slices.Contains(ps.Occupations, slices.Index(occupationNames, us.Occupation))
+			zip := us.Zip[0] == byte('0'+ps.ZipRegion)
+			if ut.Persona == p {
+				in++
+				inOcc += b2f(occ)
+				inZip += b2f(zip)
+			} else {
+				out++
+				outOcc += b2f(occ)
+				outZip += b2f(zip)
+			}
+		}
+		t.Logf("persona %d: favoured occupations %.2f vs %.2f, zip region %.2f vs %.2f; %s",
+			p, inOcc/in, outOcc/out, inZip/in, outZip/out, ps.Description)
+		if inOcc/in < 1.5*outOcc/out || inZip/in < 1.5*outZip/out {
+			t.Errorf("persona %d's demographics do not stand out", p)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
