@@ -104,6 +104,12 @@ func run(ctx context.Context, m Model, isEOS func(int) bool, dec decoder, prompt
 	if err != nil {
 		return st, fmt.Errorf("generate: prefill: %w", err)
 	}
+	// Prime the decoder with the prompt, so that the first generated piece
+	// is decoded in context (SentencePiece decoders drop the space of the
+	// first piece of a text only).
+	for _, id := range prompt {
+		dec.Push(id)
+	}
 	sampler := sample.NewSampler(opt.Sample)
 	stop := sample.NewStopMatcher(opt.Stop...)
 	history := append(make([]int, 0, len(prompt)+opt.MaxTokens), prompt...)

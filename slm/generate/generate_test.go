@@ -148,3 +148,36 @@ func TestSampledDeterministic(t *testing.T) {
 		t.Fatal("seeds 1 and 2 gave the same 40 sampled tokens")
 	}
 }
+
+// firstTrim drops the leading space of the first piece it decodes, as
+// SentencePiece decoders do at the start of a text.
+type firstTrim struct {
+	words
+	started bool
+}
+
+func (d *firstTrim) Push(id int) string {
+	s := d.words[id]
+	if !d.started {
+		d.started = true
+		return strings.TrimPrefix(s, " ")
+	}
+	return s
+}
+
+// TestPromptPrimesDecoder: the continuation of a prompt keeps its leading
+// space because the decoder has seen the prompt.
+func TestPromptPrimesDecoder(t *testing.T) {
+	m, w := newChain()
+	var got strings.Builder
+	_, err := run(context.Background(), m, isEOS, &firstTrim{words: w}, []int{1, 2}, 0, Options{MaxTokens: 1}, func(s string) error {
+		got.WriteString(s)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != " a" {
+		t.Fatalf("continuation %q, want %q", got.String(), " a")
+	}
+}
