@@ -3,6 +3,7 @@ package gguf
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -141,5 +142,32 @@ func TestEveryTruncation(t *testing.T) {
 	// Trailing bytes after the data are tolerated.
 	if _, err := Parse(append(bytes.Clone(data), 1, 2, 3)); err != nil {
 		t.Errorf("trailing bytes: %v", err)
+	}
+}
+
+// TestBoundedAllocation parses 1 MiB files whose header counts claim as
+// many entries as the file could hold but whose first entry is bad: the
+// parser must fail before allocating for the claim.
+func TestBoundedAllocation(t *testing.T) {
+	const size = 1 << 20
+	pad := func(b []byte) []byte { return append(b, make([]byte, size-len(b))...) }
+	files := map[string][]byte{
+		"string array": pad((&raw{}).header(3, 0, 1).str("k").u32(uint32(TypeArray)).u32(uint32(TypeString)).u64(size / 8).u64(1 << 40).b),
+		"nested array": pad((&raw{}).header(3, 0, 1).str("k").u32(uint32(TypeArray)).u32(uint32(TypeArray)).u64(size / 12).u32(99).b),
+		"kv count":     pad((&raw{}).header(3, 0, size/minKVSize).u64(1 << 40).b),
+		"tensor count": pad((&raw{}).header(3, size/minTensorSize, 0).u64(1 << 40).b),
+	}
+	for name, data := range files {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Parse(data)
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Fatalf("%s: parsed", name)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 512<<10 {
+			t.Errorf("%s: allocated %d bytes for a failing %d-byte file", name, alloc, size)
+		}
 	}
 }

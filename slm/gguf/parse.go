@@ -182,24 +182,34 @@ func (d *decoder) array(depth int) (Value, error) {
 	case TypeFloat64:
 		v = readN(d, count, 8, func(b []byte) float64 { return math.Float64frombits(le.Uint64(b)) })
 	case TypeString:
-		out := make([]string, count)
-		for i := range out {
-			if out[i], err = d.str("string", math.MaxUint64); err != nil {
+		// Variable-size elements: grow as they parse rather than trust count.
+		out := make([]string, 0, min(count, prealloc))
+		for i := 0; i < count; i++ {
+			s, err := d.str("string", math.MaxUint64)
+			if err != nil {
 				return Value{}, fmt.Errorf("array at offset %d: element %d: %w", start, i, err)
 			}
+			out = append(out, s)
 		}
 		v = out
 	case TypeArray:
-		out := make([]Value, count)
-		for i := range out {
-			if out[i], err = d.array(depth + 1); err != nil {
+		out := make([]Value, 0, min(count, prealloc))
+		for i := 0; i < count; i++ {
+			x, err := d.array(depth + 1)
+			if err != nil {
 				return Value{}, fmt.Errorf("element %d: %w", i, err)
 			}
+			out = append(out, x)
 		}
 		v = out
 	}
 	return Value{typ: TypeArray, elem: e, v: v}, nil
 }
+
+// prealloc caps the capacity allocated from a count read from the file for
+// variable-size entries, which then grow as they parse: a count that the
+// file cannot back fails before it costs memory.
+const prealloc = 1 << 12
 
 // Minimum encoded sizes, used to bound the header counts.
 const (
@@ -256,8 +266,8 @@ func parse(data []byte) (*File, error) {
 	f := &File{
 		Version:   version,
 		Alignment: DefaultAlignment,
-		Meta:      make([]KV, 0, nKV),
-		keys:      make(map[string]int, nKV),
+		Meta:      make([]KV, 0, min(nKV, prealloc)),
+		keys:      make(map[string]int, min(nKV, prealloc)),
 		data:      data,
 	}
 	for i := uint64(0); i < nKV; i++ {
@@ -290,8 +300,8 @@ func parse(data []byte) (*File, error) {
 		f.Alignment = a
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nTensors)
-	f.byName = make(map[string]int, nTensors)
+	f.Tensors = make([]TensorInfo, 0, min(nTensors, prealloc))
+	f.byName = make(map[string]int, min(nTensors, prealloc))
 	for i := uint64(0); i < nTensors; i++ {
 		ti, err := d.tensorInfo(i)
 		if err != nil {
