@@ -86,7 +86,8 @@
 // float32 in Go per row; Q4_K's mins term dmin·m·Σa uses per-block sums
 // of a computed once per call. Activations stay float32 (ggml instead
 // quantizes them to Q8 and multiplies integers), so results match the
-// dequantized reference within float rounding. For prefill (m > 4) every format dequantizes 256 weight
-// rows at a time to float32 and runs the blocked GEMM on them: the
-// dequantization is paid once per weight and amortized over the m rows.
+// dequantized reference within float rounding. For prefill (m > 4) every
+// format dequantizes 256 weight rows at a time to float32 and runs the
+// blocked GEMM on them: the dequantization is paid once per weight and
+// amortized over the m rows.
 package kernels

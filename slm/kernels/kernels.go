@@ -46,14 +46,21 @@ const EnvImpl = "USERSIM_KERNELS"
 
 func init() {
 	impl.Store(int32(Best()))
-	if v := os.Getenv(EnvImpl); v != "" {
-		for _, i := range []Impl{Reference, Generic, AVX2} {
-			if v == i.String() {
-				SetImpl(i)
-			}
-		}
+	if i, ok := ParseImpl(os.Getenv(EnvImpl)); ok {
+		SetImpl(i)
 	}
 	threads.Store(int32(runtime.GOMAXPROCS(0)))
+}
+
+// ParseImpl returns the implementation named s ("reference", "generic" or
+// "avx2"); ok is false for any other string.
+func ParseImpl(s string) (i Impl, ok bool) {
+	for _, i := range []Impl{Reference, Generic, AVX2} {
+		if s == i.String() {
+			return i, true
+		}
+	}
+	return Best(), false
 }
 
 // Best returns the fastest implementation the running CPU supports.

@@ -136,3 +136,36 @@ func TestShapePanics(t *testing.T) {
 		}()
 	}
 }
+
+func TestImplSelection(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want Impl
+		ok   bool
+	}{
+		{"reference", Reference, true},
+		{"generic", Generic, true},
+		{"avx2", AVX2, true},
+		{"", Best(), false},
+		{"AVX2", Best(), false},
+	} {
+		if got, ok := ParseImpl(tc.s); got != tc.want || ok != tc.ok {
+			t.Errorf("ParseImpl(%q) = %v, %v; want %v, %v", tc.s, got, ok, tc.want, tc.ok)
+		}
+	}
+	prev := SetImpl(AVX2)
+	defer SetImpl(prev)
+	if got := CurrentImpl(); got != Best() {
+		t.Errorf("SetImpl(AVX2) gave %v on a CPU whose best is %v", got, Best())
+	}
+	SetImpl(Reference)
+	if got := CurrentImpl(); got != Reference {
+		t.Errorf("SetImpl(Reference) gave %v", got)
+	}
+	prevT := Threads()
+	defer SetThreads(prevT)
+	SetThreads(0)
+	if Threads() < 1 {
+		t.Errorf("SetThreads(0) left Threads() = %d", Threads())
+	}
+}
