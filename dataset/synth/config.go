@@ -193,8 +193,12 @@ func (c *Config) Validate() error {
 	if len(c.Activity) > 0 && !(share > 0) {
 		bad("activity", "shares must not all be zero")
 	}
-	if c.StartUnix <= 0 || c.EndUnix <= c.StartUnix {
-		bad("start/end", "need 0 < start < end, got %d..%d", c.StartUnix, c.EndUnix)
+	most := 0
+	for _, b := range c.Activity {
+		most = max(most, b.Max)
+	}
+	if c.StartUnix <= 0 || c.EndUnix-c.StartUnix < int64(2*most) {
+		bad("start/end", "need 0 < start and at least two seconds per rating of the most active user between start and end, got %d..%d", c.StartUnix, c.EndUnix)
 	}
 	if !(c.SessionSize >= 1) {
 		bad("session_size", "must be >= 1, got %v", c.SessionSize)
