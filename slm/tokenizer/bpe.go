@@ -38,7 +38,8 @@ type bpeModel struct {
 	ignoreMerges bool
 	whole        map[string]int32
 
-	cache wordCache
+	cache    wordCache
+	cacheOff bool // benchmarks only
 }
 
 // wordCache memoizes the ids of short words; it is safe for concurrent use.
@@ -134,7 +135,8 @@ func (m *bpeModel) encodeWord(dst []int, word string) ([]int, error) {
 	if word == "" {
 		return dst, nil
 	}
-	if len(word) <= maxCachedWord {
+	cacheable := len(word) <= maxCachedWord && !m.cacheOff
+	if cacheable {
 		if ids, ok := m.cache.get(word); ok {
 			for _, id := range ids {
 				dst = append(dst, int(id))
@@ -146,7 +148,7 @@ func (m *bpeModel) encodeWord(dst []int, word string) ([]int, error) {
 	if err != nil {
 		return dst, err
 	}
-	if len(word) <= maxCachedWord {
+	if cacheable {
 		m.cache.put(word, ids)
 	}
 	for _, id := range ids {

@@ -9,7 +9,10 @@ func TestStreamPartialUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := func(x byte) int { id, _ := tok.ID(string([]byte{'<', '0', 'x', "0123456789ABCDEF"[x>>4], "0123456789ABCDEF"[x&15], '>'})); return id }
+	b := func(x byte) int {
+		id, _ := tok.ID(string([]byte{'<', '0', 'x', "0123456789ABCDEF"[x>>4], "0123456789ABCDEF"[x&15], '>'}))
+		return id
+	}
 	a, _ := tok.ID("a")
 	tests := []struct {
 		name string
