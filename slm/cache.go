@@ -38,6 +38,8 @@ func (c *Cache) Len() int { return c.n }
 
 // Fork returns a cache that holds the same positions as c and continues
 // independently of it. It costs O(one block); the full blocks are shared.
+// Forks of one cache may be taken concurrently, but not while a Forward
+// appends to that cache.
 func (c *Cache) Fork() *Cache {
 	f := *c
 	f.blocks = append([]*kvBlock(nil), c.blocks...)

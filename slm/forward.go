@@ -31,6 +31,9 @@ type Sequence struct {
 //
 // A sequence with no tokens and LogitsLast returns the logits of its cache's
 // last position when an earlier Forward computed them.
+//
+// The model is not modified: several goroutines may call Forward at once,
+// each with its own caches.
 func (m *Model) Forward(ctx context.Context, batch []Sequence) ([][][]float32, error) {
 	out, _, err := m.forward(ctx, batch, nil)
 	return out, err
@@ -179,8 +182,9 @@ func newLayerActs(c *Config, n int) *LayerActs {
 	return a
 }
 
-// forward runs the batch; when acts is non-nil it receives one LayerActs per
-// layer (for a backward pass), and the final hidden states are returned too.
+// forward runs the batch; when keep is non-nil it receives one LayerActs per
+// layer (for a backward pass). The final hidden states (before the final
+// norm) of all n tokens are returned too.
 func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerActs) ([][][]float32, []float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -407,4 +411,22 @@ func (mlp *MLP) Forward(cfg *Config, a *LayerActs, n int) {
 		kernels.SiLUMul(a.Act[lo*f:hi*f], a.Gate[lo*f:hi*f], a.Up[lo*f:hi*f])
 	})
 	mlp.Down.Forward(a.Out, a.Act, n)
+}
+
+// Hidden runs tokens through the model, appending them to c, and returns
+// the final hidden state (after the final norm, before the output
+// projection) of every new position: one Hidden-wide row each, e.g. for
+// embedding texts by a model's representations.
+func (m *Model) Hidden(ctx context.Context, c *Cache, tokens []int) ([][]float32, error) {
+	_, x, err := m.forward(ctx, []Sequence{{Cache: c, Tokens: tokens, Logits: LogitsNone}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := m.Config.Hidden
+	rows := make([][]float32, len(tokens))
+	for i := range rows {
+		rows[i] = make([]float32, d)
+		m.Norm.Forward(rows[i], x[i*d:(i+1)*d], 1, m.Config.NormEps)
+	}
+	return rows, nil
 }

@@ -90,3 +90,25 @@ func refLogSoftmax(x []float64) []float64 {
 	}
 	return out
 }
+
+func TestHidden(t *testing.T) {
+	cfg := testConfigs(t)["phi3"]
+	m := randomModel(t, cfg, 12)
+	toks := []int{3, 1, 4, 1, 5}
+	h, err := m.Hidden(context.Background(), m.NewCache(), toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Forward(context.Background(), []Sequence{{Cache: m.NewCache(), Tokens: toks, Logits: LogitsAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Projecting the hidden states by the output matrix gives the logits.
+	for i, row := range h {
+		logits := make([]float32, cfg.Vocab)
+		m.output().Forward(logits, row, 1)
+		if d := maxDiff(logits, out[0][i]); d > 1e-5 {
+			t.Errorf("position %d: hidden·Wᵀ differs from the logits by %g", i, d)
+		}
+	}
+}
