@@ -38,10 +38,17 @@ func (m *StopMatcher) Push(text string) (emit string, stopped bool) {
 		return text, false
 	}
 	m.pending += text
-	first, which := -1, ""
+	// The stop string that is complete first (earliest end; of those, the
+	// longest) wins, so the result does not depend on how the text was cut
+	// into pieces: generation would have ended there.
+	first, end, which := -1, -1, ""
 	for _, s := range m.stops {
-		if i := strings.Index(m.pending, s); i >= 0 && (first < 0 || i < first) {
-			first, which = i, s
+		i := strings.Index(m.pending, s)
+		if i < 0 {
+			continue
+		}
+		if e := i + len(s); first < 0 || e < end || e == end && i < first {
+			first, end, which = i, e, s
 		}
 	}
 	if first >= 0 {

@@ -21,6 +21,8 @@ func TestStopMatcher(t *testing.T) {
 		{"prefix then stop inside", []string{"\n\nUser:"}, []string{"ok\n", "\n", "Us", "er: hi"}, "ok", true, "\n\nUser:"},
 		{"held back until flush", []string{"STOP"}, []string{"go ST"}, "go ST", false, ""},
 		{"earliest of several", []string{"bb", "ab"}, []string{"xa", "bb"}, "x", true, "ab"},
+		{"first completed wins", []string{"1", "010000"}, []string{"0000010000"}, "00000", true, "1"},
+		{"same end: longest", []string{"b", "ab"}, []string{"xab"}, "x", true, "ab"},
 		{"empty stop ignored", []string{"", "z"}, []string{"abc"}, "abc", false, ""},
 		{"multibyte", []string{"é!"}, []string{"caf", "é", "!x"}, "caf", true, "é!"},
 		{"overlapping prefix", []string{"aab"}, []string{"a", "a", "a", "b"}, "a", true, "aab"},
