@@ -210,3 +210,22 @@ func TestIndex(t *testing.T) {
 		t.Error("duplicate user id accepted")
 	}
 }
+
+func TestEstimateRows(t *testing.T) {
+	if n := estimateRows(0, 10, 1); n != 0 {
+		t.Errorf("unknown size: %d", n)
+	}
+	// 1000 lines of 10 bytes: at least 1000, at most a third more.
+	if n := estimateRows(10000, 40960, 4096); n < 1000 || n > 1340 {
+		t.Errorf("estimate %d", n)
+	}
+	r := &Ratings{}
+	resize(r, 100, true)
+	if cap(r.User) != 100 || r.Time == nil || cap(r.Time) != 100 {
+		t.Errorf("resize: caps %d %d", cap(r.User), cap(r.Time))
+	}
+	resize(r, 50, false)
+	if cap(r.User) != 50 || r.Len() != 0 {
+		t.Errorf("resize down: cap %d", cap(r.User))
+	}
+}

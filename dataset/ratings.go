@@ -48,6 +48,7 @@ func parseRatings(ctx context.Context, r io.Reader, file string, f ratingsFormat
 	fieldBuf := make([][]byte, 0, f.maxFields+1)
 	nf := 0 // field count fixed by the first row
 	rows := 0
+	var lineBytes int64 // bytes of the data lines so far
 	for {
 		line, ok := ls.next()
 		if !ok {
@@ -83,14 +84,8 @@ func parseRatings(ctx context.Context, r io.Reader, file string, f ratingsFormat
 				return perrf(file, ls.n, "", "%w: %d fields in %q, want %s", ErrFieldCount, len(fields), line, wantFields(f))
 			}
 			nf = len(fields)
-			if rows := estimateRows(t.sizeHint, len(line)); rows > 0 && d.Ratings.Len() == 0 {
-				d.Ratings.User = make([]int32, 0, rows)
-				d.Ratings.Item = make([]int32, 0, rows)
-				d.Ratings.Value = make([]float32, 0, rows)
-				if nf == 4 {
-					d.Ratings.Time = make([]int64, 0, rows)
-				}
-			}
+			resize(&d.Ratings, 4096, nf == 4) // then sized from the first 4096 lines
+
 		} else if len(fields) != nf {
 			return perrf(file, ls.n, "", "%w: %d fields in %q; earlier lines have %d", ErrFieldCount, len(fields), line, nf)
 		}
@@ -124,6 +119,11 @@ func parseRatings(ctx context.Context, r io.Reader, file string, f ratingsFormat
 				return perr(file, ls.n, "timestamp", err)
 			}
 		}
+		lineBytes += int64(len(line) + 1)
+		if rows == 4096 {
+			// Lines grow longer as ids do: estimate again from more of them.
+			resize(&d.Ratings, estimateRows(t.sizeHint, lineBytes, rows), nf == 4)
+		}
 		t.lines.add(rows, ls.n)
 		d.Append(u, it, v, ts, nf == 4)
 		rows++
@@ -144,14 +144,29 @@ func wantFields(f ratingsFormat) string {
 	return fmt.Sprintf("%d or %d", f.minFields, f.maxFields)
 }
 
-// estimateRows guesses the number of rows from the file size and the length
-// of the first line, with a little headroom, so the columns grow only once.
-func estimateRows(size int64, firstLine int) int {
-	if size <= 0 {
+// estimateRows guesses the number of rows of a file of size bytes whose
+// first rows took lineBytes, with a quarter more for lines that grow longer
+// further down (ids gain digits); 0 when size is unknown.
+func estimateRows(size, lineBytes int64, rows int) int {
+	if size <= 0 || lineBytes <= 0 {
 		return 0
 	}
-	n := size/int64(firstLine+1) + size/int64(firstLine+1)/8 + 16
-	return int(min(n, 1<<31-1))
+	n := size * int64(rows) / lineBytes
+	return int(min(n+n/4+16, 1<<31-1))
+}
+
+// resize sets the capacity of the rating columns to n rows (when n > 0 and
+// the columns hold fewer), so that they grow at most rarely.
+func resize(r *Ratings, n int, withTime bool) {
+	if n <= 0 || n < r.Len() {
+		return
+	}
+	r.User = append(make([]int32, 0, n), r.User...)
+	r.Item = append(make([]int32, 0, n), r.Item...)
+	r.Value = append(make([]float32, 0, n), r.Value...)
+	if withTime {
+		r.Time = append(make([]int64, 0, n), r.Time...)
+	}
 }
 
 // dedupe finds (user, item) pairs rated twice. With DuplicateError it
