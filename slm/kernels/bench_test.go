@@ -152,3 +152,35 @@ func BenchmarkParallelOverhead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVector measures the vector kernels on decode-sized rows:
+// softmax over SmolLM2's vocabulary, SwiGLU over its MLP width, RMSNorm
+// over its hidden size.
+func BenchmarkVector(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	logits := randSlice(r, 49152)
+	work := make([]float32, len(logits))
+	gate, up, act := randSlice(r, 1536), randSlice(r, 1536), make([]float32, 1536)
+	x, w, out := randSlice(r, 576), randSlice(r, 576), make([]float32, 576)
+	for _, im := range append([]Impl{Reference}, fastImpls()...) {
+		b.Run(fmt.Sprintf("Softmax49152/%v", im), func(b *testing.B) {
+			defer SetImpl(SetImpl(im))
+			for b.Loop() {
+				copy(work, logits)
+				Softmax(work)
+			}
+		})
+		b.Run(fmt.Sprintf("SiLUMul1536/%v", im), func(b *testing.B) {
+			defer SetImpl(SetImpl(im))
+			for b.Loop() {
+				SiLUMul(act, gate, up)
+			}
+		})
+		b.Run(fmt.Sprintf("RMSNorm576/%v", im), func(b *testing.B) {
+			defer SetImpl(SetImpl(im))
+			for b.Loop() {
+				RMSNorm(out, x, w, 1e-5)
+			}
+		})
+	}
+}

@@ -48,3 +48,9 @@ func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32
 
 //go:noescape
 func dotQ4_0AVX2(a *float32, b *byte, nb int) float32
+
+//go:noescape
+func expSumAVX2(dst, src *float32, n int, shift float32) float32
+
+//go:noescape
+func siluMulAVX2(out, gate, up *float32, n int)

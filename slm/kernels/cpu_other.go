@@ -19,3 +19,5 @@ func dequantQ8_0AVX2(dst *float32, src *byte, nb int)                  { panic("
 func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32 { panic("kernels: no assembly") }
 func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32 { panic("kernels: no assembly") }
 func dotQ4_0AVX2(a *float32, b *byte, nb int) float32                  { panic("kernels: no assembly") }
+func expSumAVX2(dst, src *float32, n int, shift float32) float32       { panic("kernels: no assembly") }
+func siluMulAVX2(out, gate, up *float32, n int)                        { panic("kernels: no assembly") }

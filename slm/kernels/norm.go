@@ -31,14 +31,29 @@ func Softmax(x []float32) {
 		return
 	}
 	mx := x[0]
-	for _, v := range x[1:] {
+	finite := true
+	for _, v := range x {
 		if v > mx {
 			mx = v
 		}
+		if v != v || v > math.MaxFloat32 {
+			finite = false
+		}
+	}
+	if !finite {
+		refSoftmax(x)
+		return
 	}
 	var sum float32
-	for i, v := range x {
-		e := float32(math.Exp(float64(v - mx)))
+	m := 0
+	if useAsm() {
+		m = len(x) &^ 7
+		if m > 0 {
+			sum = expSumAVX2(&x[0], &x[0], m, mx)
+		}
+	}
+	for i := m; i < len(x); i++ {
+		e := float32(math.Exp(float64(x[i] - mx)))
 		x[i] = e
 		sum += e
 	}
@@ -46,10 +61,17 @@ func Softmax(x []float32) {
 }
 
 // SiLUMul computes out[i] = silu(gate[i])·up[i], silu(g) = g/(1+e^-g), the
-// SwiGLU activation. out may alias gate or up.
+// SwiGLU activation. out may be gate or up.
 func SiLUMul(out, gate, up []float32) {
 	if len(up) < len(gate) || len(out) < len(gate) {
 		panic(fmt.Sprintf("kernels.SiLUMul: len(out)=%d len(gate)=%d len(up)=%d", len(out), len(gate), len(up)))
 	}
-	refSiLUMul(out, gate, up)
+	m := 0
+	if useAsm() {
+		m = len(gate) &^ 7
+		if m > 0 {
+			siluMulAVX2(&out[0], &gate[0], &up[0], m)
+		}
+	}
+	refSiLUMul(out[m:], gate[m:], up[m:])
 }

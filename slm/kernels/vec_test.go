@@ -169,3 +169,86 @@ func TestImplSelection(t *testing.T) {
 		t.Errorf("SetThreads(0) left Threads() = %d", Threads())
 	}
 }
+
+func TestExpAccuracy(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no AVX2")
+	}
+	// Inputs across the whole range, including both clamps and exact
+	// multiples of ln 2 where the reduction is delicate.
+	var x []float32
+	for v := -100.0; v <= 88.3; v += 0.0137 {
+		x = append(x, float32(v))
+	}
+	for i := -120; i <= 127; i++ {
+		x = append(x, float32(float64(i)*math.Ln2))
+	}
+	x = append(x, 0, -0.0, 1e-30, -1e-30, -87.3, -87.4, 88.37)
+	for len(x)%8 != 0 {
+		x = append(x, 0)
+	}
+	got := make([]float32, len(x))
+	expSumAVX2(&got[0], &x[0], len(x), 0)
+	worst := 0.0
+	for i, v := range x {
+		want := math.Exp(float64(v))
+		if want < 1.1754944e-38 { // below the smallest normal float32: 0
+			if got[i] != 0 && math.Abs(float64(got[i])) > 1.2e-38 {
+				t.Errorf("exp(%g) = %g, want ~0", v, got[i])
+			}
+			continue
+		}
+		rel := math.Abs(float64(got[i])-want) / want
+		worst = max(worst, rel)
+		if rel > 3e-7 {
+			t.Errorf("exp(%g) = %g, want %g (rel. error %.2g)", v, got[i], want, rel)
+		}
+	}
+	t.Logf("worst relative error %.3g", worst)
+}
+
+func TestActivationsMatchReference(t *testing.T) {
+	withImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(4, 4))
+		for _, n := range []int{1, 8, 9, 100, 1027} {
+			gate, up := randSlice(r, n), randSlice(r, n)
+			for i := range gate {
+				switch i % 7 {
+				case 0:
+					gate[i] *= 40 // large magnitudes: exp saturates
+				case 1:
+					gate[i] = -gate[i] * 100
+				}
+			}
+			want := make([]float32, n)
+			refSiLUMul(want, gate, up)
+			got := make([]float32, n)
+			SiLUMul(got, gate, up)
+			for i := range got {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-6*math.Abs(float64(want[i]))+1e-30 {
+					t.Fatalf("SiLUMul n=%d: [%d] silu(%g)·%g = %g, want %g", n, i, gate[i], up[i], got[i], want[i])
+				}
+			}
+			// Softmax over a wide range: most entries underflow to 0.
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.Float64()*300 - 200)
+			}
+			ws := append([]float32(nil), x...)
+			refSoftmax(ws)
+			Softmax(x)
+			for i := range x {
+				if d := math.Abs(float64(x[i] - ws[i])); d > 1e-6*float64(ws[i])+1e-37 {
+					t.Fatalf("Softmax n=%d: [%d] = %g, want %g", n, i, x[i], ws[i])
+				}
+			}
+		}
+		nan := []float32{1, float32(math.NaN()), 2, 3, 4, 5, 6, 7, 8}
+		Softmax(nan)
+		for _, v := range nan {
+			if v == v {
+				t.Fatalf("Softmax of a row with NaN = %v, want all NaN", nan)
+			}
+		}
+	})
+}

@@ -46,6 +46,7 @@ func main() {
 	dotQ4K(&g)
 	dotQ6K(&g)
 	dotQ4_0(&g)
+	expKernels(&g)
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -735,5 +736,135 @@ func dotQ4_0(g *gen) {
 	hsum(g, 0, 1)
 	g.i("VZEROUPPER")
 	g.i("MOVSS X0, ret+24(FP)")
+	g.i("RET")
+}
+
+// Constants of the exponential (Cephes expf): clamp bounds, log2(e), ln 2
+// split in two, and the polynomial for e^r on |r| ≤ ln2/2.
+var expConsts = []struct {
+	name string
+	bits uint32
+}{
+	{"lo", 0xc2aeac4f},    // -87.33654: below, the result is 0
+	{"hi", 0x42b0c0a5},    // 88.37626
+	{"log2e", 0x3fb8aa3b}, // 1.442695
+	{"c1", 0x3f318000},    // 0.693359375
+	{"c2", 0xb95e8083},    // -2.12194440e-4
+	{"p0", 0x39506967},
+	{"p1", 0x3ab743ce},
+	{"p2", 0x3c088908},
+	{"p3", 0x3d2aa9c1},
+	{"p4", 0x3e2aaaaa},
+	{"p5", 0x3f000000},
+	{"one", 0x3f800000},
+}
+
+func expConst(name string) string {
+	for i, c := range expConsts {
+		if c.name == name {
+			return fmt.Sprintf("expconst<>+%d(SB)", 4*i)
+		}
+	}
+	panic(name)
+}
+
+// expY emits Y<y> = exp(Y<y>) for 8 lanes, with Y12-Y15 as scratch: n =
+// round(x·log2 e), r = x - n·ln 2 (in two steps), e^r by a degree-7
+// polynomial, times 2^n added to the exponent bits. Lanes below -87.34
+// give 0; lanes above 88.38 are clamped there. NaN inputs are the
+// caller's business.
+func expY(g *gen, y int) {
+	g.i("VBROADCASTSS %s, Y12", expConst("lo"))
+	g.i("VCMPPS $13, Y12, Y%d, Y15", y) // Y15 = x >= lo
+	g.i("VMAXPS Y12, Y%d, Y%d", y, y)
+	g.i("VBROADCASTSS %s, Y12", expConst("hi"))
+	g.i("VMINPS Y12, Y%d, Y%d", y, y)
+	g.i("VBROADCASTSS %s, Y12", expConst("log2e"))
+	g.i("VMULPS Y12, Y%d, Y13", y)
+	g.i("VROUNDPS $0, Y13, Y13") // n, nearest even
+	g.i("VBROADCASTSS %s, Y12", expConst("c1"))
+	g.i("VFNMADD231PS Y12, Y13, Y%d", y) // r = x - n*c1
+	g.i("VBROADCASTSS %s, Y12", expConst("c2"))
+	g.i("VFNMADD231PS Y12, Y13, Y%d", y) // r -= n*c2
+	g.i("VBROADCASTSS %s, Y14", expConst("p0"))
+	for _, c := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		g.i("VBROADCASTSS %s, Y12", expConst(c))
+		g.i("VFMADD213PS Y12, Y%d, Y14", y) // Y14 = Y14*r + c
+	}
+	g.i("VMULPS Y%d, Y%d, Y12", y, y)   // r²
+	g.i("VFMADD213PS Y%d, Y12, Y14", y) // Y14 = Y14*r² + r
+	g.i("VBROADCASTSS %s, Y12", expConst("one"))
+	g.i("VADDPS Y12, Y14, Y14")
+	g.i("VCVTPS2DQ Y13, Y13")
+	g.i("VPSLLD $23, Y13, Y13")
+	g.i("VPADDD Y13, Y14, Y%d", y) // × 2^n
+	g.i("VANDPS Y15, Y%d, Y%d", y, y)
+}
+
+// expKernels emits, for n a multiple of 8,
+//
+//	func expSumAVX2(dst, src *float32, n int, shift float32) float32
+//	func siluMulAVX2(out, gate, up *float32, n int)
+//
+// expSumAVX2 sets dst[i] = exp(src[i]-shift) and returns the sum (the
+// softmax numerator and denominator); siluMulAVX2 sets out[i] =
+// gate[i]/(1+exp(-gate[i]))·up[i].
+func expKernels(g *gen) {
+	g.f("")
+	for i, c := range expConsts {
+		g.f("DATA expconst<>+%d(SB)/4, $0x%08x // %s", 4*i, c.bits, c.name)
+	}
+	g.f("GLOBL expconst<>(SB), RODATA|NOPTR, $%d", 4*len(expConsts))
+	g.f("")
+	g.f("// func expSumAVX2(dst, src *float32, n int, shift float32) float32")
+	g.f("TEXT ·expSumAVX2(SB), NOSPLIT, $0-36")
+	g.i("MOVQ dst+0(FP), DI")
+	g.i("MOVQ src+8(FP), SI")
+	g.i("MOVQ n+16(FP), CX")
+	g.i("VBROADCASTSS shift+24(FP), Y1")
+	g.i("VXORPS Y0, Y0, Y0")
+	g.i("SHRQ $3, CX")
+	g.i("JZ exps_done")
+	g.f("exps_loop:")
+	g.i("VMOVUPS (SI), Y2")
+	g.i("VSUBPS Y1, Y2, Y2")
+	expY(g, 2)
+	g.i("VMOVUPS Y2, (DI)")
+	g.i("VADDPS Y2, Y0, Y0")
+	g.i("ADDQ $32, SI")
+	g.i("ADDQ $32, DI")
+	g.i("DECQ CX")
+	g.i("JNZ exps_loop")
+	g.f("exps_done:")
+	hsum(g, 0, 1)
+	g.i("VZEROUPPER")
+	g.i("MOVSS X0, ret+32(FP)")
+	g.i("RET")
+	g.f("")
+	g.f("// func siluMulAVX2(out, gate, up *float32, n int)")
+	g.f("TEXT ·siluMulAVX2(SB), NOSPLIT, $0-32")
+	g.i("MOVQ out+0(FP), DI")
+	g.i("MOVQ gate+8(FP), SI")
+	g.i("MOVQ up+16(FP), DX")
+	g.i("MOVQ n+24(FP), CX")
+	g.i("VXORPS Y0, Y0, Y0")
+	g.i("SHRQ $3, CX")
+	g.i("JZ silu_done")
+	g.f("silu_loop:")
+	g.i("VMOVUPS (SI), Y1")
+	g.i("VSUBPS Y1, Y0, Y2") // -g
+	expY(g, 2)
+	g.i("VBROADCASTSS %s, Y12", expConst("one"))
+	g.i("VADDPS Y12, Y2, Y2")  // 1+e^-g
+	g.i("VMULPS (DX), Y1, Y1") // g·up
+	g.i("VDIVPS Y2, Y1, Y1")   // g·up/(1+e^-g)
+	g.i("VMOVUPS Y1, (DI)")
+	g.i("ADDQ $32, SI")
+	g.i("ADDQ $32, DX")
+	g.i("ADDQ $32, DI")
+	g.i("DECQ CX")
+	g.i("JNZ silu_loop")
+	g.f("silu_done:")
+	g.i("VZEROUPPER")
 	g.i("RET")
 }
