@@ -122,3 +122,28 @@ func TestRopeScaling(t *testing.T) {
 		t.Error("longrope with 10 long factors: no error")
 	}
 }
+
+// FuzzConfigFromHF checks that no config.json makes ConfigFromHF panic, and
+// that every accepted config validates and round-trips.
+func FuzzConfigFromHF(f *testing.F) {
+	for _, name := range []string{"llama", "qwen2", "phi3"} {
+		if data, err := os.ReadFile(filepath.Join("..", "..", "shared", "golden", "hf", name, "config.json")); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 4, "vocab_size": 3, "rope_scaling": {"rope_type": "longrope", "short_factor": [1, 2], "long_factor": [1, 2]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ConfigFromHF(data)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted config does not validate: %v", err)
+		}
+		c.invFreqs(false)
+		c.invFreqs(true)
+		if _, err := c.HFConfigJSON(); err != nil {
+			t.Fatalf("HFConfigJSON: %v", err)
+		}
+	})
+}

@@ -47,6 +47,9 @@ type tensorSource interface {
 	names() []string
 }
 
+// maxNewParams bounds the size of a model New allocates (64 GiB of float32).
+const maxNewParams = 1 << 34
+
 // New returns a model of the given architecture with float32 weights set to
 // zero (norm weights to one). See InitRandom.
 func New(cfg Config) (*Model, error) {
@@ -57,6 +60,17 @@ func New(cfg Config) (*Model, error) {
 	specs, err := m.specs()
 	if err != nil {
 		return nil, err
+	}
+	var params int64
+	for _, s := range specs {
+		n := int64(1)
+		for _, d := range s.Shape {
+			n *= int64(d)
+		}
+		params += n
+	}
+	if params > maxNewParams {
+		return nil, fmt.Errorf("new model: %d parameters exceed the limit of %d", params, int64(maxNewParams))
 	}
 	for _, s := range specs {
 		switch {
