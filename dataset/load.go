@@ -8,7 +8,7 @@ import (
 )
 
 // Names lists the datasets Load and Fetch know, in order of size.
-var Names = []string{"ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "ml-25m", "ml-latest"}
+var Names = []string{"ml-100k", "ml-1m", "ml-latest-small", "ml-10m", "ml-20m", "ml-25m", "ml-latest"}
 
 // Load loads the named MovieLens release from dir, the directory holding that
 // release's own files (e.g. the unzipped ml-1m/ with movies.dat and
@@ -20,7 +20,9 @@ func Load(ctx context.Context, name, dir string) (*Dataset, error) {
 	)
 	switch name {
 	case "ml-1m":
-		d, err = loadML1M(ctx, dir)
+		d, err = loadML1M(ctx, dir, FiveStars)
+	case "ml-10m":
+		d, err = loadML1M(ctx, dir, HalfStarsFive)
 	case "ml-100k":
 		d, err = loadML100K(ctx, dir)
 	case "ml-latest-small", "ml-latest", "ml-20m", "ml-25m":

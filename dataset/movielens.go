@@ -41,6 +41,7 @@ type ml1mFiles struct {
 	ratings               io.Reader
 	ratingsName           string
 	ratingsSize           int64
+	scale                 Scale // zero: FiveStars
 }
 
 // LoadML1M loads MovieLens 1M from dir: movies.dat (ISO-8859-1), the ratings
@@ -50,22 +51,32 @@ type ml1mFiles struct {
 // Either ratings file may have 3 or 4 fields, the same on every line.
 // Every rated movie must be listed in movies.dat. A (user, movie) pair rated
 // twice is an error.
-func LoadML1M(dir string) (*Dataset, error) { return loadML1M(context.Background(), dir) }
+func LoadML1M(dir string) (*Dataset, error) { return loadML1M(context.Background(), dir, FiveStars) }
 
-func loadML1M(ctx context.Context, dir string) (*Dataset, error) {
-	var in ml1mFiles
+// LoadML10M loads MovieLens 10M from dir: the 1M layout (movies.dat,
+// ratings.dat, no users.dat) with ratings in half stars from 0.5 to 5.
+func LoadML10M(dir string) (*Dataset, error) {
+	d, err := loadML1M(context.Background(), dir, HalfStarsFive)
+	if d != nil {
+		d.Name = "ml-10m"
+	}
+	return d, err
+}
+
+func loadML1M(ctx context.Context, dir string, scale Scale) (*Dataset, error) {
+	in := ml1mFiles{scale: scale}
 	var err error
 	in.moviesName = filepath.Join(dir, "movies.dat")
 	if in.movies, err = os.ReadFile(in.moviesName); err != nil {
-		return nil, fmt.Errorf("ml-1m: %w", err)
+		return nil, fmt.Errorf("movielens: %w", err)
 	}
 	in.usersName = filepath.Join(dir, "users.dat")
 	if in.users, err = readOptional(in.usersName); err != nil {
-		return nil, fmt.Errorf("ml-1m: %w", err)
+		return nil, fmt.Errorf("movielens: %w", err)
 	}
 	f, name, err := openFirst(dir, "ratings.dat", "ratings_no_ts.dat")
 	if err != nil {
-		return nil, fmt.Errorf("ml-1m: %w", err)
+		return nil, fmt.Errorf("movielens: %w", err)
 	}
 	defer f.Close()
 	in.ratings, in.ratingsName = f, name
@@ -76,7 +87,10 @@ func loadML1M(ctx context.Context, dir string) (*Dataset, error) {
 }
 
 func parseML1M(ctx context.Context, in ml1mFiles) (*Dataset, error) {
-	d := &Dataset{Name: "ml-1m", Scale: FiveStars}
+	d := &Dataset{Name: "ml-1m", Scale: in.scale}
+	if in.scale == (Scale{}) {
+		d.Scale = FiveStars
+	}
 	var users, items idTable
 	if err := parseML1MMovies(d, &items, in.movies, in.moviesName); err != nil {
 		return nil, err

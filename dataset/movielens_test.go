@@ -406,3 +406,20 @@ func TestML1MEncodingsShared(t *testing.T) {
 		t.Errorf("mixed: err = %v, want an encoding error at movies.dat:73", err)
 	}
 }
+
+func TestLoadML10M(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "movies.dat"), []byte("1::Toy Story (1995)::Adventure|Animation\n2::Jumanji (1995)::Adventure\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "ratings.dat"), []byte("1::1::5::838985046\n1::2::3.5::838983525\n"), 0o644)
+	d, err := Load(context.Background(), "ml-10m", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "ml-10m" || d.Scale != HalfStarsFive || d.Ratings.Value[1] != 3.5 {
+		t.Errorf("%+v", d)
+	}
+	// The same file is off the 1M scale.
+	if _, err := LoadML1M(dir); !errors.Is(err, ErrOutOfScale) || !strings.Contains(err.Error(), "ratings.dat:2") {
+		t.Errorf("3.5 as ml-1m: %v", err)
+	}
+}
