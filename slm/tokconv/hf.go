@@ -295,8 +295,8 @@ func FromHF(tokenizerJSON, tokenizerConfig []byte) (*Vocab, error) {
 	for _, a := range t.AddedTokens {
 		n = max(n, a.ID+1)
 	}
-	if n == 0 || n > 1<<24 {
-		return nil, fmt.Errorf("tokenizer.json: %d tokens", n)
+	if n == 0 || n > 2*(len(t.Model.Vocab)+len(t.AddedTokens))+1024 {
+		return nil, fmt.Errorf("tokenizer.json: ids up to %d for %d tokens: too sparse", n-1, len(t.Model.Vocab)+len(t.AddedTokens))
 	}
 	tokens := make([]string, n)
 	have := make([]bool, n)

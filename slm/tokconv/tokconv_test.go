@@ -262,3 +262,23 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFromHF: any tokenizer.json gives a vocabulary or an error, and a
+// vocabulary converts back without a panic.
+func FuzzFromHF(f *testing.F) {
+	f.Add([]byte(`{"model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3, "<0x41>": 4}, "merges": ["a b"]}, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}]}}`),
+		[]byte(`{"bos_token": "<unk>", "add_bos_token": true, "chat_template": [{"name": "default", "template": "x"}]}`))
+	f.Add([]byte(`{"added_tokens": [{"id": 3, "content": "<|x|>", "special": true}], "pre_tokenizer": {"type": "ByteLevel", "use_regex": true}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": [["a", "b"]]}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|x|>"}}, {"Sequence": {"id": "A"}}]}}`),
+		[]byte(`{"eos_token": {"content": "<|x|>"}}`))
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 99999999}, "merges": []}}`), []byte(nil))
+	f.Fuzz(func(t *testing.T, tj, cfg []byte) {
+		v, err := FromHF(tj, cfg)
+		if err != nil {
+			return
+		}
+		_ = v.GGUFMeta()
+		if _, _, err := v.HFFiles(); err != nil {
+			return
+		}
+	})
+}
