@@ -299,3 +299,46 @@ func TestCommonTop(t *testing.T) {
 		t.Errorf("flat zip: %q %v", b, err)
 	}
 }
+
+// An interrupted Fetch keeps what it has; the next one resumes from there.
+func TestFetchCancelKeepsPartial(t *testing.T) {
+	s, ts := newZipServer(t, "ml-tiny")
+	half := len(s.zip) / 2
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	s.before = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n > 1 {
+			return false
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(s.zip)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(s.zip[:half])
+		w.(http.Flusher).Flush()
+		<-release
+		return true
+	}
+	cache := t.TempDir()
+	opt := fastOpts(ts, cache)
+	var seen int64
+	opt.Progress = func(done, total int64) {
+		if seen = done; done > 0 {
+			cancel() // the user presses Ctrl-C mid-download
+		}
+	}
+	_, err := Fetch(ctx, "ml-tiny", opt)
+	opt.Progress = nil
+	close(release)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "resumed next time") {
+		t.Fatalf("err = %v, want context.Canceled saying the download resumes", err)
+	}
+	st, err := os.Stat(filepath.Join(cache, "ml-tiny.zip.part"))
+	if err != nil || st.Size() != seen || seen == 0 {
+		t.Fatalf("partial file: %v, size %v, progress %d", err, st, seen)
+	}
+	if _, err := Fetch(context.Background(), "ml-tiny", opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.requests(); len(got) != 2 || got[1] != fmt.Sprintf("bytes=%d-", seen) {
+		t.Errorf("Range headers %q, want the second from byte %d", got, seen)
+	}
+}
