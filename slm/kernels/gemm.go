@@ -303,32 +303,43 @@ func packTrans(panel []float32, w int, src []float32, ld, cnt, kc int) {
 }
 
 // kernelGo is the portable micro-kernel: the same contract as the assembly
-// gemmKernel6x16. It keeps the tile in a local array and updates it one
-// rank-1 product at a time.
+// gemmKernel6x16. It walks the tile in 2×4 sub-tiles whose eight sums fit
+// in registers, each over the whole depth (the panels stay in L1).
 func kernelGo(kc int, a, b, c []float32, ldc int, acc bool) {
-	var t [mr * nr]float32
 	a = a[:kc*mr]
 	b = b[:kc*nr]
-	for p := 0; p < kc; p++ {
-		bp := (*[nr]float32)(b[p*nr:])
-		ap := (*[mr]float32)(a[p*mr:])
-		for i := 0; i < mr; i++ {
-			ai := ap[i]
-			ti := (*[nr]float32)(t[i*nr:])
-			for j := 0; j < nr; j++ {
-				ti[j] += ai * bp[j]
+	for i := 0; i < mr; i += 2 {
+		for j := 0; j < nr; j += 4 {
+			var c00, c01, c02, c03, c10, c11, c12, c13 float32
+			for p := 0; p < kc; p++ {
+				ap := a[p*mr+i : p*mr+i+2 : p*mr+i+2]
+				bp := b[p*nr+j : p*nr+j+4 : p*nr+j+4]
+				a0, a1 := ap[0], ap[1]
+				b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+				c00 += a0 * b0
+				c01 += a0 * b1
+				c02 += a0 * b2
+				c03 += a0 * b3
+				c10 += a1 * b0
+				c11 += a1 * b1
+				c12 += a1 * b2
+				c13 += a1 * b3
 			}
-		}
-	}
-	for i := 0; i < mr; i++ {
-		row := c[i*ldc : i*ldc+nr]
-		ti := t[i*nr : i*nr+nr]
-		if acc {
-			for j := range row {
-				row[j] += ti[j]
+			r0 := c[i*ldc+j : i*ldc+j+4 : i*ldc+j+4]
+			r1 := c[(i+1)*ldc+j : (i+1)*ldc+j+4 : (i+1)*ldc+j+4]
+			if acc {
+				r0[0] += c00
+				r0[1] += c01
+				r0[2] += c02
+				r0[3] += c03
+				r1[0] += c10
+				r1[1] += c11
+				r1[2] += c12
+				r1[3] += c13
+			} else {
+				r0[0], r0[1], r0[2], r0[3] = c00, c01, c02, c03
+				r1[0], r1[1], r1[2], r1[3] = c10, c11, c12, c13
 			}
-		} else {
-			copy(row, ti)
 		}
 	}
 }
