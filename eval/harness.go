@@ -119,6 +119,13 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 	if opt.Level <= 0 || opt.Level >= 1 {
 		return nil, fmt.Errorf("evaluate: confidence level %g outside (0, 1)", opt.Level)
 	}
+	seen := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		if seen[p.Name()] {
+			return nil, fmt.Errorf("evaluate: two predictors are named %q", p.Name())
+		}
+		seen[p.Name()] = true
+	}
 	if ref := opt.Reference; ref != "" && ref != "none" && !slices.ContainsFunc(ps, func(p Predictor) bool { return p.Name() == ref }) {
 		return nil, fmt.Errorf("evaluate: reference predictor %q is not among those evaluated", ref)
 	}
@@ -151,6 +158,11 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 			}
 		} else {
 			for k := range pred {
+				if k%4096 == 0 {
+					if err := ctx.Err(); err != nil {
+						return nil, fmt.Errorf("evaluate: predict %s: %w", name, err)
+					}
+				}
 				pred[k] = p.Predict(users[k], items[k])
 			}
 		}

@@ -198,6 +198,9 @@ func TestEvaluateErrors(t *testing.T) {
 	if _, err := eval.Evaluate(ctx, d, &split.Split{Train: []int32{0}}, ps, eval.Options{}); err == nil {
 		t.Error("empty test set accepted")
 	}
+	if _, err := eval.Evaluate(ctx, d, perUserSplit(d, false), append(ps, baseline.NewGlobalMean()), eval.Options{}); err == nil {
+		t.Error("two predictors with one name accepted")
+	}
 	if _, err := eval.Evaluate(ctx, d, perUserSplit(d, false), ps, eval.Options{Reference: "nope"}); err == nil {
 		t.Error("unknown reference accepted")
 	}
