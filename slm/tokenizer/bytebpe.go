@@ -153,13 +153,9 @@ func FromGPT2Files(encoderJSON, vocabBPE []byte) (*Tokenizer, error) {
 		}
 		merges = append(merges, [2]string{a, b})
 	}
-	re, err := compileRegex(gpt2Pattern)
-	if err != nil {
-		return nil, err
-	}
 	t, err := newByteBPE(byteBPESpec{
 		pieces: pieces, kinds: kinds, merges: merges,
-		pre: []preTokenizer{regexSplit{re: re}},
+		pre: []preTokenizer{fastSplit{familyGPT2}},
 		bos: eot, eos: eot, unk: -1, pad: -1,
 	})
 	if err != nil {

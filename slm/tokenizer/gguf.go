@@ -62,11 +62,11 @@ func ggufPre(pre string) ([]preTokenizer, bool, error) {
 		out = append(out, digitsPre{individual: true})
 	}
 	for _, p := range patterns {
-		re, err := compileRegex(p)
-		if err != nil {
-			return nil, false, err
+		fast, ok := fastSplitFor(p)
+		if !ok {
+			return nil, false, fmt.Errorf("no matcher for pattern %q", p)
 		}
-		out = append(out, regexSplit{re: re})
+		out = append(out, fast)
 	}
 	return out, ignoreMerges, nil
 }

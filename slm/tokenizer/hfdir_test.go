@@ -22,8 +22,8 @@ func writeFiles(t *testing.T, files map[string]string) string {
 func TestFromHFDir(t *testing.T) {
 	// tokenizer.json + tokenizer_config.json + generation_config.json.
 	dir := writeFiles(t, map[string]string{
-		"tokenizer.json":        miniSPMJSON,
-		"tokenizer_config.json": `{"add_bos_token": false, "add_eos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "<unk>", "chat_template": "{{ x }}"}`,
+		"tokenizer.json":         miniSPMJSON,
+		"tokenizer_config.json":  `{"add_bos_token": false, "add_eos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "<unk>", "chat_template": "{{ x }}"}`,
 		"generation_config.json": `{"eos_token_id": [0, 1]}`,
 	})
 	tok, err := FromHFDir(dir)

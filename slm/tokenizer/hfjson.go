@@ -560,6 +560,10 @@ func parsePreTokenizer(raw json.RawMessage) ([]preTokenizer, preInfo, error) {
 			p := regexSplit{behavior: b, invert: n.Invert}
 			switch {
 			case n.Pattern.Regex != nil:
+				if fast, ok := fastSplitFor(*n.Pattern.Regex); ok && b == splitIsolated && !n.Invert {
+					out = append(out, fast)
+					return nil
+				}
 				if p.re, err = compileRegex(*n.Pattern.Regex); err != nil {
 					return fmt.Errorf("pre_tokenizer: Split: %w", err)
 				}
@@ -572,13 +576,7 @@ func parsePreTokenizer(raw json.RawMessage) ([]preTokenizer, preInfo, error) {
 		case "ByteLevel":
 			info.byteLevel = true
 			p := byteLevelPre{addPrefixSpace: n.AddPrefixSpace != nil && *n.AddPrefixSpace}
-			if n.UseRegex == nil || *n.UseRegex {
-				re, err := compileRegex(gpt2Pattern)
-				if err != nil {
-					return err
-				}
-				p.re = re
-			}
+			p.split_ = n.UseRegex == nil || *n.UseRegex
 			out = append(out, p)
 		case "Digits":
 			out = append(out, digitsPre{individual: n.IndividualDigits})

@@ -273,21 +273,17 @@ func compileRegex(pattern string) (*regexp2.Regexp, error) {
 // characters happens in the model, which works on raw bytes.
 type byteLevelPre struct {
 	addPrefixSpace bool
-	re             *regexp2.Regexp // nil: no split
+	split_         bool // split with gpt2Pattern
 }
 
-func (p byteLevelPre) split(dst []string, s string, _ bool) ([]string, error) {
+func (p byteLevelPre) split(dst []string, s string, first bool) ([]string, error) {
 	if p.addPrefixSpace && !strings.HasPrefix(s, " ") {
 		s = " " + s
 	}
-	if p.re == nil {
+	if !p.split_ {
 		return append(dst, s), nil
 	}
-	locs, err := p.re.FindAllStringIndex(s, -1)
-	if err != nil {
-		return nil, fmt.Errorf("byte-level pre-tokenizer: %w", err)
-	}
-	return applySplit(dst, s, locs, splitIsolated, false), nil
+	return fastSplit{familyGPT2}.split(dst, s, first)
 }
 
 // digitsPre is the Digits pre-tokenizer: numbers (Unicode category N)
