@@ -12,6 +12,7 @@ import (
 	"github.com/usersim/usersim/slm/gguf"
 	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
+	"github.com/usersim/usersim/slm/tokenizer"
 )
 
 // SaveOptions controls how a model's weights are written.
@@ -23,6 +24,8 @@ type SaveOptions struct {
 	DType tensor.DType
 	// Keep writes quantized matrices in their own type (GGUF only).
 	Keep bool
+	// NoTokenizer makes the Convert functions convert the weights only.
+	NoTokenizer bool
 }
 
 func (o SaveOptions) dtype() tensor.DType {
@@ -374,9 +377,21 @@ func ggufTokenizerMeta(f *gguf.File) []gguf.KV {
 
 // ConvertHFToGGUF converts the Hugging Face directory src to the GGUF file
 // dst, with weight matrices in o.DType, applying llama.cpp's q/k
-// permutation to llama/mistral models. tok is the tokenizer metadata to
-// embed (tokenizer.ggml.* keys), or nil for none.
-func ConvertHFToGGUF(src, dst string, tok []gguf.KV, o SaveOptions) error {
+// permutation to llama/mistral models. The tokenizer is embedded from the
+// directory's tokenizer.model (SentencePiece); a directory without one is
+// an error unless o.NoTokenizer.
+func ConvertHFToGGUF(src, dst string, o SaveOptions) error {
+	var tok []gguf.KV
+	if !o.NoTokenizer {
+		spm := filepath.Join(src, "tokenizer.model")
+		if _, err := os.Stat(spm); err != nil {
+			return fmt.Errorf("convert %s: no tokenizer.model (converting a tokenizer.json vocabulary to GGUF is not supported; NoTokenizer converts the weights only): %w", src, err)
+		}
+		var err error
+		if tok, err = spmToGGUFMeta(spm); err != nil {
+			return fmt.Errorf("convert %s: %w", src, err)
+		}
+	}
 	m, err := LoadModel(src)
 	if err != nil {
 		return err
@@ -388,15 +403,36 @@ func ConvertHFToGGUF(src, dst string, tok []gguf.KV, o SaveOptions) error {
 }
 
 // ConvertGGUFToHF converts the GGUF file src to a Hugging Face directory
-// dst (config.json and model.safetensors), undoing llama.cpp's q/k
-// permutation for llama models.
+// dst: config.json and model.safetensors, with llama.cpp's q/k permutation
+// undone for llama models, and the tokenizer as tokenizer.model and
+// tokenizer_config.json. Only SentencePiece vocabularies (GGUF tokenizer
+// model "llama") can be converted; others are an error unless o.NoTokenizer.
 func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
-	m, err := LoadModel(src)
+	f, err := gguf.Open(src)
 	if err != nil {
-		return err
+		return fmt.Errorf("convert: %w", err)
+	}
+	defer f.Close()
+	var vocab tokenizer.GGUFVocab
+	if !o.NoTokenizer {
+		if vocab, err = ggufVocab(f); err != nil {
+			return fmt.Errorf("convert %s: tokenizer: %w", src, err)
+		}
+		if vocab.Model != "llama" {
+			return fmt.Errorf("convert %s: tokenizer model %q cannot be written as tokenizer.model (only SentencePiece vocabularies; NoTokenizer converts the weights only)", src, vocab.Model)
+		}
+	}
+	m, err := loadGGUF(f)
+	if err != nil {
+		return fmt.Errorf("convert %s: %w", src, err)
 	}
 	if err := m.WriteHF(dst, o); err != nil {
 		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
+	}
+	if !o.NoTokenizer {
+		if err := writeSPMModel(dst, vocab); err != nil {
+			return fmt.Errorf("convert %s to %s: %w", src, dst, err)
+		}
 	}
 	return nil
 }

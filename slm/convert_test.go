@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestConvertHFGoldenToGGUF(t *testing.T) {
 			dir := sharedDir(t, "golden", "hf", name)
 			tmp := t.TempDir()
 			path := filepath.Join(tmp, name+".gguf")
-			if err := ConvertHFToGGUF(dir, path, nil, SaveOptions{}); err != nil {
+			if err := ConvertHFToGGUF(dir, path, SaveOptions{NoTokenizer: name == "qwen2"}); err != nil {
 				t.Fatal(err)
 			}
 			m, err := LoadModel(path)
@@ -87,7 +88,7 @@ func TestConvertHFGoldenToGGUF(t *testing.T) {
 			checkHFGolden(t, m, filepath.Join(dir, "golden_logits.json"), 1e-5)
 
 			back := filepath.Join(tmp, "hf")
-			if err := ConvertGGUFToHF(path, back, SaveOptions{}); err != nil {
+			if err := ConvertGGUFToHF(path, back, SaveOptions{NoTokenizer: name == "qwen2"}); err != nil {
 				t.Fatal(err)
 			}
 			orig, err := safetensors.OpenDir(dir)
@@ -115,6 +116,20 @@ func TestConvertHFGoldenToGGUF(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkHFGolden(t, m2, filepath.Join(dir, "golden_logits.json"), 1e-5)
+			if name == "qwen2" {
+				return // no tokenizer
+			}
+			// The real Llama-2 tokenizer.model survives HF -> GGUF -> HF.
+			_, ggufTok, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, hfTok, err := Load(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLlama2Tokenizer(t, ggufTok)
+			checkLlama2Tokenizer(t, hfTok)
 		})
 	}
 }
@@ -146,12 +161,13 @@ func TestConvertStories(t *testing.T) {
 	}
 	checkStoriesLogits(t, m)
 
-	tok, err := GGUFTokenizerMeta(src)
+	_, hfTok, err := Load(hf)
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkStoriesTokenizer(t, hfTok)
 	again := filepath.Join(tmp, "again.gguf")
-	if err := ConvertHFToGGUF(hf, again, tok, SaveOptions{}); err != nil {
+	if err := ConvertHFToGGUF(hf, again, SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	orig, err := gguf.Open(src)
@@ -176,11 +192,67 @@ func TestConvertStories(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkStoriesLogits(t, m2)
-	ids, err := tk.Encode("Once upon a time, there was a", tokenizer.EncodeOptions{AddBOS: true})
-	if err != nil {
-		t.Fatal(err)
+	checkStoriesTokenizer(t, tk)
+	for _, key := range []string{"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id"} {
+		a, _ := orig.Get(key)
+		b, ok := conv.Get(key)
+		if !ok || !reflect.DeepEqual(a.Any(), b.Any()) {
+			t.Errorf("GGUF round trip: %s differs", key)
+		}
 	}
-	if want := []int{1, 403, 407, 261, 378, 432, 383, 286, 261}; !slices.Equal(ids, want) {
-		t.Errorf("tokenizer after conversion: %v, want %v", ids, want)
+}
+
+// checkStoriesTokenizer encodes the golden stories260K strings.
+func checkStoriesTokenizer(t *testing.T, tk *tokenizer.Tokenizer) {
+	t.Helper()
+	var g struct {
+		Cases []struct {
+			Text       string `json:"text"`
+			IDsWithBOS []int  `json:"ids_with_bos"`
+		} `json:"cases"`
+	}
+	readJSON(t, filepath.Join(sharedDir(t, "golden", "stories260K"), "tokenize.json"), &g)
+	if len(g.Cases) == 0 {
+		t.Fatal("no tokenizer cases")
+	}
+	for _, c := range g.Cases {
+		ids, err := tk.Encode(c.Text, tokenizer.EncodeOptions{AddBOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, c.IDsWithBOS) {
+			t.Errorf("encode %q: %v, want %v", c.Text, ids, c.IDsWithBOS)
+		}
+	}
+}
+
+// checkLlama2Tokenizer encodes the golden Llama-2 strings (SentencePiece).
+func checkLlama2Tokenizer(t *testing.T, tk *tokenizer.Tokenizer) {
+	t.Helper()
+	var g struct {
+		Cases []struct {
+			Text       string `json:"text"`
+			IDsWithBOS []int  `json:"ids_with_bos"`
+		} `json:"cases"`
+	}
+	readJSON(t, filepath.Join(sharedDir(t, "golden", "tokenizers"), "llama2.json"), &g)
+	if len(g.Cases) == 0 {
+		t.Fatal("no tokenizer cases")
+	}
+	bad := 0
+	for _, c := range g.Cases {
+		ids, err := tk.Encode(c.Text, tokenizer.EncodeOptions{AddBOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, c.IDsWithBOS) {
+			bad++
+			if bad <= 3 {
+				t.Errorf("encode %q: %v, want %v", c.Text, ids, c.IDsWithBOS)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d strings encoded differently", bad, len(g.Cases))
 	}
 }
