@@ -94,7 +94,9 @@ func b2u(b bool) uint64 {
 	return 0
 }
 
-func pbTag(b []byte, num, wire int) []byte { return binary.AppendUvarint(b, uint64(num)<<3|uint64(wire)) }
+func pbTag(b []byte, num, wire int) []byte {
+	return binary.AppendUvarint(b, uint64(num)<<3|uint64(wire))
+}
 
 func pbVarint(b []byte, num int, v uint64) []byte {
 	return binary.AppendUvarint(pbTag(b, num, 0), v)
