@@ -32,9 +32,9 @@ import (
 // MovieLens title does.
 func decodeText(data []byte, file string) ([]byte, error) {
 	if utf8.Valid(data) {
-		if line, col := findMojibake(data); line > 0 {
-			return nil, perrf(file, line, "", "%w: %q at byte %d looks like UTF-8 text decoded as ISO-8859-1 and re-encoded (double-encoded UTF-8)",
-				ErrEncoding, excerpt(data, line, col), col+1)
+		if line, off := findMojibake(data); line > 0 {
+			return nil, perrf(file, line, "", "%w: %q looks like UTF-8 text decoded as ISO-8859-1 and re-encoded (double-encoded UTF-8)",
+				ErrEncoding, excerpt(data, off))
 		}
 		return data, nil
 	}
@@ -80,38 +80,34 @@ func isASCII(b []byte) bool {
 
 // findMojibake looks, in valid UTF-8, for 'Ã' or 'Â' (U+00C3, U+00C2) followed
 // by a character in U+0080–U+00BF: the trace of double-encoded UTF-8. It
-// returns the 1-based line and the byte offset within it, or 0, 0.
-func findMojibake(data []byte) (line, col int) {
-	line, start := 1, 0
+// returns the 1-based line and the byte offset in data, or 0, 0.
+func findMojibake(data []byte) (line, off int) {
+	line = 1
 	for i := 0; i < len(data); i++ {
 		c := data[i]
 		if c == '\n' {
 			line++
-			start = i + 1
 			continue
 		}
 		// U+00C2/U+00C3 are C3 82 / C3 83; U+0080–U+00BF are C2 80–C2 BF.
 		if c == 0xC3 && i+3 < len(data) && (data[i+1] == 0x82 || data[i+1] == 0x83) && data[i+2] == 0xC2 && data[i+3] >= 0x80 && data[i+3] <= 0xBF {
-			return line, i - start
+			return line, i
 		}
 	}
 	return 0, 0
 }
 
-func excerpt(data []byte, line, col int) string {
-	l := 1
-	for i := 0; i < len(data) && l < line; i++ {
-		if data[i] == '\n' {
-			l++
-			data = data[i+1:]
-			i = -1
-		}
+// excerpt returns up to a couple of dozen characters of data around byte
+// off, within its line.
+func excerpt(data []byte, off int) string {
+	lo, hi := max(0, off-10), min(len(data), off+14)
+	if i := bytes.LastIndexByte(data[lo:off], '\n'); i >= 0 {
+		lo += i + 1
 	}
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		data = data[:i]
+	if i := bytes.IndexByte(data[off:hi], '\n'); i >= 0 {
+		hi = off + i
 	}
-	lo, hi := max(0, col-10), min(len(data), col+14)
-	for lo > 0 && !utf8.RuneStart(data[lo]) {
+	for lo > 0 && lo < len(data) && !utf8.RuneStart(data[lo]) {
 		lo--
 	}
 	for hi < len(data) && !utf8.RuneStart(data[hi]) {
@@ -200,8 +196,7 @@ func (l *lines) next() (line []byte, ok bool) {
 	return b, true
 }
 
-// err reports a read error (or a too-long line) after next returned false,
-// and checks the context every 64K lines when called with check.
+// err reports a read error (or a too-long line) after next returned false.
 func (l *lines) err() error {
 	if err := l.sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -221,8 +216,8 @@ func (l *lines) cancelled() error {
 }
 
 // split cuts line at each sep into dst (which it reuses) and returns the
-// fields. It never returns more than cap(dst)+1 fields: the last one holds
-// the rest, so callers compare the count against what they expect.
+// fields. It returns at most cap(dst) fields, the last holding the rest of
+// the line, so a dst one larger than the expected count detects extra fields.
 func split(line, sep []byte, dst [][]byte) [][]byte {
 	dst = dst[:0]
 	for len(dst) < cap(dst)-1 {
