@@ -3,6 +3,7 @@ package hub
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,12 +102,16 @@ func (c repoCache) link(commit, name, etag string) error {
 	if err != nil {
 		return err
 	}
-	tmp := dst + ".tmp-link"
-	_ = os.Remove(tmp)
+	tmp := fmt.Sprintf("%s.%d-%d.tmp-link", dst, os.Getpid(), rand.Uint64())
 	if err := os.Symlink(rel, tmp); err != nil {
+		// No symbolic links here (some Windows setups): copy the blob.
 		return copyFile(c.blob(etag), dst)
 	}
-	return os.Rename(tmp, dst)
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // present reports whether snapshots/{commit}/{name} resolves to a file.

@@ -362,6 +362,11 @@ func (p *puller) file(ctx context.Context, commit, name string) error {
 		return fmt.Errorf("hub: %s: unusable ETag %q", u, meta.etag)
 	}
 	blob := p.cache.blob(meta.etag)
+	unlock, err := lockBlob(ctx, p.opt.CacheDir, filepath.Base(p.cache.dir), meta.etag)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if fi, err := os.Stat(blob); err != nil || (meta.size >= 0 && fi.Size() != meta.size) {
 		if err := p.download(ctx, u, name, blob, meta); err != nil {
 			return err

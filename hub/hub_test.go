@@ -657,3 +657,31 @@ func TestDefaultCacheDir(t *testing.T) {
 		t.Errorf("XDG_CACHE_HOME: %s", d)
 	}
 }
+
+// TestConcurrentPulls: two pulls of one repository into one cache at once
+// both succeed and leave one intact copy.
+func TestConcurrentPulls(t *testing.T) {
+	h := newFakeHub(t)
+	cache := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	dirs := make([]string, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dirs[i], errs[i] = Pull(context.Background(), h.repo, "main", h.opts(t, cache))
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+	}
+	checkSnapshot(t, h, cache, dirs[0], defaultFiles)
+	locks, _ := filepath.Glob(filepath.Join(cache, ".locks", "models--acme--tiny-model", "*.lock"))
+	if len(locks) == 0 {
+		t.Fatal("no lock files in .locks")
+	}
+}
