@@ -1,6 +1,9 @@
 package tokenizer
 
 import (
+	"sync"
+
+	"github.com/dlclark/regexp2/v2"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -9,15 +12,44 @@ import (
 
 var splitPatterns = []string{gpt2Pattern, qwen2Pattern, llama3Pattern}
 
+var splitRegexes = sync.OnceValue(func() []*regexp2.Regexp {
+	var out []*regexp2.Regexp
+	for _, p := range splitPatterns {
+		re, err := compileRegex(p)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, re)
+	}
+	return out
+})
+
+// BenchmarkPreTokenize compares the hand-written matcher with regexp2 on
+// the Qwen2 pattern.
+func BenchmarkPreTokenize(b *testing.B) {
+	text := benchText(b)
+	fast, _ := fastSplitFor(qwen2Pattern)
+	for _, bc := range []struct {
+		name string
+		p    preTokenizer
+	}{{"Fast", fast}, {"Regexp2", regexSplit{re: splitRegexes()[1]}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				if _, err := bc.p.split(nil, text, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // checkFastSplit compares the hand-written matcher with regexp2 on s.
 func checkFastSplit(t *testing.T, s string) {
 	t.Helper()
-	for _, pat := range splitPatterns {
+	for i, pat := range splitPatterns {
 		fast, _ := fastSplitFor(pat)
-		re, err := compileRegex(pat)
-		if err != nil {
-			t.Fatal(err)
-		}
+		re := splitRegexes()[i]
 		want, err := regexSplit{re: re}.split(nil, s, true)
 		if err != nil {
 			t.Fatal(err)

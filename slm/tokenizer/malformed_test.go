@@ -81,6 +81,7 @@ func TestMalformedHFJSON(t *testing.T) {
 		{"merge not in vocab", `"Ġ ab"`, `"Ġ zz"`, "not in the vocabulary"},
 		{"merge not a pair", `"Ġ ab"`, `"Ġab"`, "not two tokens"},
 		{"bad merge type", `"Ġ ab"`, `7`, "want \"a b\" or [a, b]"},
+		{"merge triple", `["a b", "Ġ ab"]`, `[["a", "b"], ["Ġ", "ab", "x"]]`, "want a pair, got 3"},
 		{"bad regex", `\\p{N}|`, `(\\p{N}|`, "compile regex"},
 		{"unknown pre-tokenizer", `"type": "Split"`, `"type": "Bert"`, `pre_tokenizer: type "Bert"`},
 		{"unknown normalizer", `{"type": "NFC"}`, `{"type": "Precompiled"}`, `normalizer: type "Precompiled"`},
