@@ -134,3 +134,36 @@ func TestMatMul(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentCalls runs kernels from several goroutines at once: the
+// pooled packing buffers must never be shared between calls.
+func TestConcurrentCalls(t *testing.T) {
+	withImpl(t, func(t *testing.T) {
+		const m, n, k = 40, 70, 300
+		errs := make(chan string, 8)
+		for g := 0; g < 8; g++ {
+			go func(seed uint64) {
+				r := rand.New(rand.NewPCG(seed, seed))
+				a, b := randSlice(r, m*k), randSlice(r, n*k)
+				want := make([]float32, m*n)
+				refMatMulNT(want, a, b, m, n, k, false)
+				got := make([]float32, m*n)
+				for it := 0; it < 20; it++ {
+					MatMulNT(got, a, b, m, n, k)
+					for i := range got {
+						if math.Abs(float64(got[i]-want[i])) > 1e-3 {
+							errs <- fmt.Sprintf("goroutine %d: [%d] = %g, want %g", seed, i, got[i], want[i])
+							return
+						}
+					}
+				}
+				errs <- ""
+			}(uint64(g))
+		}
+		for g := 0; g < 8; g++ {
+			if e := <-errs; e != "" {
+				t.Error(e)
+			}
+		}
+	})
+}
