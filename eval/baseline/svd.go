@@ -142,13 +142,14 @@ func toF32(v []float64) []float32 {
 }
 
 // sgdStep32 applies p += lr(e q − reg p), q += lr(e p − reg q) using the
-// old values of both.
+// old values of both, written as p = (1 − lr·reg)p + (lr·e)q.
 func sgdStep32(p, q []float32, e, lr, reg float32) {
 	q = q[:len(p)]
+	keep, le := 1-lr*reg, lr*e
 	for f, pf := range p {
 		qf := q[f]
-		p[f] = pf + lr*(e*qf-reg*pf)
-		q[f] = qf + lr*(e*pf-reg*qf)
+		p[f] = keep*pf + le*qf
+		q[f] = keep*qf + le*pf
 	}
 }
 
@@ -157,10 +158,11 @@ func dot32(a, b []float32) float32 {
 	var s0, s1, s2, s3 float32
 	f := 0
 	for ; f+4 <= len(a); f += 4 {
-		s0 += a[f] * b[f]
-		s1 += a[f+1] * b[f+1]
-		s2 += a[f+2] * b[f+2]
-		s3 += a[f+3] * b[f+3]
+		x, y := a[f:f+4:f+4], b[f:f+4:f+4]
+		s0 += x[0] * y[0]
+		s1 += x[1] * y[1]
+		s2 += x[2] * y[2]
+		s3 += x[3] * y[3]
 	}
 	for ; f < len(a); f++ {
 		s0 += a[f] * b[f]
