@@ -334,7 +334,8 @@ repositories; HF_ENDPOINT selects a mirror. Interrupted downloads resume.`,
 }
 
 // convertGGUFToHF writes the GGUF model src as a Hugging Face directory
-// dst, tokenizer included.
+// dst, with the tokenizer as tokenizer.json and tokenizer_config.json (both
+// SentencePiece and byte-level vocabularies; chat template included).
 func convertGGUFToHF(src, dst string, o slm.SaveOptions) error {
 	meta, err := slm.GGUFTokenizerMeta(src)
 	if err != nil {
@@ -348,6 +349,7 @@ func convertGGUFToHF(src, dst string, o slm.SaveOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: tokenizer: %w", src, err)
 	}
+	o.NoTokenizer = true
 	if err := slm.ConvertGGUFToHF(src, dst, o); err != nil {
 		return err
 	}
@@ -360,13 +362,24 @@ func convertGGUFToHF(src, dst string, o slm.SaveOptions) error {
 }
 
 // convertHFToGGUF writes the Hugging Face directory src as the GGUF file
-// dst with its tokenizer in the metadata.
+// dst with its tokenizer in the metadata: from tokenizer.json when there is
+// one, else from tokenizer.model.
 func convertHFToGGUF(src, dst string, o slm.SaveOptions) error {
+	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
+		return slm.ConvertHFToGGUF(src, dst, o)
+	}
 	v, err := tokconv.FromHFDir(src)
 	if err != nil {
 		return err
 	}
-	return slm.ConvertHFToGGUF(src, dst, v.GGUFMeta(), o)
+	m, err := slm.LoadModel(src)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteGGUF(dst, v.GGUFMeta(), o); err != nil {
+		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
+	}
+	return nil
 }
 
 // writeModelFile writes data to a temporary file beside path, syncs it and

@@ -241,3 +241,47 @@ func TestModelPull(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestModelConvertHFWithTokenizerModel: a Hugging Face directory with a
+// SentencePiece tokenizer.model (no tokenizer.json) converts to GGUF and
+// back, and the three forms report the same parameters.
+func TestModelConvertHFWithTokenizerModel(t *testing.T) {
+	src := sharedPath(t, "golden/hf/llama")
+	if _, err := os.Stat(filepath.Join(src, "tokenizer.model")); err != nil {
+		t.Skip("no tokenizer.model in golden/hf/llama")
+	}
+	dir := t.TempDir()
+	g := filepath.Join(dir, "llama.gguf")
+	if _, _, err := runModel(t, "convert", src, g); err != nil {
+		t.Fatal(err)
+	}
+	hf := filepath.Join(dir, "hf")
+	if _, _, err := runModel(t, "convert", g, hf, "--dtype", "bf16"); err != nil {
+		t.Fatal(err)
+	}
+	var infos []string
+	for _, p := range []string{src, g, hf} {
+		out, _, err := runModel(t, "info", "--json", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in struct {
+			Params int64 `json:"params"`
+			Vocab  int   `json:"vocab"`
+		}
+		if err := json.Unmarshal([]byte(out), &in); err != nil {
+			t.Fatal(err)
+		}
+		infos = append(infos, fmt.Sprint(in.Params, in.Vocab))
+	}
+	if infos[0] != infos[1] || infos[1] != infos[2] {
+		t.Fatalf("params/vocab differ: %v", infos)
+	}
+	// The converted GGUF runs with its tokenizer.
+	if _, _, err := runModel(t, "generate", g, "-t", "0", "-n", "4", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runModel(t, "generate", hf, "-t", "0", "-n", "4", "-q", "-p", "hello"); err != nil {
+		t.Fatal(err)
+	}
+}
