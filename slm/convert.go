@@ -378,17 +378,15 @@ func ggufTokenizerMeta(f *gguf.File) []gguf.KV {
 // ConvertHFToGGUF converts the Hugging Face directory src to the GGUF file
 // dst, with weight matrices in o.DType, applying llama.cpp's q/k
 // permutation to llama/mistral models. The tokenizer is embedded from the
-// directory's tokenizer.model (SentencePiece); a directory without one is
-// an error unless o.NoTokenizer.
+// directory's tokenizer.model (SentencePiece) or else its tokenizer.json
+// (byte-level BPE of the gpt2, smollm, llama-bpe or qwen2 kind); a
+// directory without a convertible tokenizer is an error unless
+// o.NoTokenizer.
 func ConvertHFToGGUF(src, dst string, o SaveOptions) error {
 	var tok []gguf.KV
 	if !o.NoTokenizer {
-		spm := filepath.Join(src, "tokenizer.model")
-		if _, err := os.Stat(spm); err != nil {
-			return fmt.Errorf("convert %s: no tokenizer.model (converting a tokenizer.json vocabulary to GGUF is not supported; NoTokenizer converts the weights only): %w", src, err)
-		}
 		var err error
-		if tok, err = spmToGGUFMeta(spm); err != nil {
+		if tok, err = hfTokenizerMeta(src); err != nil {
 			return fmt.Errorf("convert %s: %w", src, err)
 		}
 	}
@@ -405,8 +403,9 @@ func ConvertHFToGGUF(src, dst string, o SaveOptions) error {
 // ConvertGGUFToHF converts the GGUF file src to a Hugging Face directory
 // dst: config.json and model.safetensors, with llama.cpp's q/k permutation
 // undone for llama models, and the tokenizer as tokenizer.model and
-// tokenizer_config.json. Only SentencePiece vocabularies (GGUF tokenizer
-// model "llama") can be converted; others are an error unless o.NoTokenizer.
+// tokenizer_config.json (SentencePiece vocabularies, GGUF tokenizer model
+// "llama") or tokenizer.json (byte-level BPE, "gpt2"); other tokenizers are
+// an error unless o.NoTokenizer.
 func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
 	f, err := gguf.Open(src)
 	if err != nil {
@@ -418,8 +417,13 @@ func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
 		if vocab, err = ggufVocab(f); err != nil {
 			return fmt.Errorf("convert %s: tokenizer: %w", src, err)
 		}
-		if vocab.Model != "llama" {
-			return fmt.Errorf("convert %s: tokenizer model %q cannot be written as tokenizer.model (only SentencePiece vocabularies; NoTokenizer converts the weights only)", src, vocab.Model)
+		if vocab.Model != "llama" && vocab.Model != "gpt2" {
+			return fmt.Errorf("convert %s: tokenizer model %q cannot be converted (only llama and gpt2; NoTokenizer converts the weights only)", src, vocab.Model)
+		}
+		if vocab.Model == "gpt2" {
+			if _, _, err := preTokenizerJSON(vocab.Pre); err != nil {
+				return fmt.Errorf("convert %s: %w", src, err)
+			}
 		}
 	}
 	m, err := loadGGUF(f)
@@ -430,7 +434,11 @@ func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
 		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
 	}
 	if !o.NoTokenizer {
-		if err := writeSPMModel(dst, vocab); err != nil {
+		write := writeSPMModel
+		if vocab.Model == "gpt2" {
+			write = writeTokenizerJSON
+		}
+		if err := write(dst, vocab); err != nil {
 			return fmt.Errorf("convert %s to %s: %w", src, dst, err)
 		}
 	}
@@ -446,4 +454,18 @@ func GGUFTokenizerMeta(path string) ([]gguf.KV, error) {
 	}
 	defer f.Close()
 	return ggufTokenizerMeta(f), nil
+}
+
+// hfTokenizerMeta returns the GGUF tokenizer metadata of a Hugging Face
+// directory: from tokenizer.model when present, else from tokenizer.json.
+func hfTokenizerMeta(dir string) ([]gguf.KV, error) {
+	spm := filepath.Join(dir, "tokenizer.model")
+	if _, err := os.Stat(spm); err == nil {
+		return spmToGGUFMeta(spm)
+	}
+	tj := filepath.Join(dir, "tokenizer.json")
+	if _, err := os.Stat(tj); err != nil {
+		return nil, fmt.Errorf("no tokenizer.model or tokenizer.json (NoTokenizer converts the weights only): %w", err)
+	}
+	return tokenizerJSONToGGUFMeta(tj)
 }
