@@ -81,3 +81,34 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScoreRating is the agents' workload: a 256-token persona prefix
+// computed once and forked, then per rating a 64-token item prompt and the
+// distribution over five one-token answers.
+func BenchmarkScoreRating(b *testing.B) {
+	for _, kind := range []string{"F32", "Q8_0"} {
+		b.Run(kind, func(b *testing.B) {
+			m := benchModel(b, kind)
+			prev := kernels.Threads()
+			kernels.SetThreads(2)
+			defer kernels.SetThreads(prev)
+			ctx := context.Background()
+			prefix := m.NewCache()
+			toks := make([]int, 256+64)
+			for i := range toks {
+				toks[i] = (i*104729 + 7) % m.Config.Vocab
+			}
+			if _, err := m.Forward(ctx, []Sequence{{Cache: prefix, Tokens: toks[:256], Logits: LogitsNone}}); err != nil {
+				b.Fatal(err)
+			}
+			cands := [][]int{{33}, {34}, {35}, {36}, {37}}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.ScoreDistribution(ctx, prefix, toks[256:], cands); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ratings/s")
+		})
+	}
+}
