@@ -303,3 +303,33 @@ func TestKNNMatrixLimit(t *testing.T) {
 		t.Errorf("Fit at the limit: %v", err)
 	}
 }
+
+func TestNormal(t *testing.T) {
+	// Ratings 1..5 equally often: μ = 3, σ = √2.
+	d := &dataset.Dataset{Scale: dataset.Scale{Min: -100, Max: 100}}
+	d.AddUser(dataset.User{ID: "u"})
+	for i := range 5 {
+		d.AddItem(dataset.Item{ID: string(rune('a' + i))})
+		d.Append(0, int32(i), float32(i+1), 0, false)
+	}
+	m := NewNormal(3)
+	if err := m.Fit(context.Background(), d, allRows(d)); err != nil {
+		t.Fatal(err)
+	}
+	// Draws over many (pseudo) pairs have mean μ and std σ, and repeat.
+	var s, ss float64
+	const n = 200000
+	for k := range n {
+		v := m.Predict(int32(k%1000), int32(k/1000))
+		s += v
+		ss += v * v
+	}
+	mean := s / n
+	std := math.Sqrt(ss/n - mean*mean)
+	if math.Abs(mean-3) > 0.02 || math.Abs(std-math.Sqrt2) > 0.02 {
+		t.Errorf("draws: mean %.4f std %.4f, want 3 and %.4f", mean, std, math.Sqrt2)
+	}
+	if m.Predict(5, 7) != m.Predict(5, 7) || m.Predict(5, 7) == m.Predict(7, 5) {
+		t.Error("draws not a deterministic function of the pair")
+	}
+}

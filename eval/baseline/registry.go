@@ -7,14 +7,16 @@ import (
 
 // Names lists the baselines New knows, cheapest first.
 func Names() []string {
-	return []string{"global-mean", "user-mean", "item-mean", "bias", "svd", "svdpp", "item-knn"}
+	return []string{"normal", "global-mean", "user-mean", "item-mean", "bias", "svd", "svdpp", "item-knn"}
 }
 
 // New returns the baseline called name with Surprise's default settings and
-// the given seed (used by svd and svdpp only). Names are those of Names;
+// the given seed (used by normal, svd and svdpp). Names are those of Names;
 // "mf" is accepted for "svd" and "svd++" for "svdpp".
 func New(name string, seed int64) (Predictor, error) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "normal", "normalpredictor", "random":
+		return NewNormal(seed), nil
 	case "global-mean", "global", "mean":
 		return NewGlobalMean(), nil
 	case "user-mean":
