@@ -34,7 +34,7 @@ func fastSplitFor(pattern string) (fastSplit, bool) {
 	return fastSplit{}, false
 }
 
-func (p fastSplit) split(dst []string, s string, _ bool) ([]string, error) {
+func (p fastSplit) split(dst []string, s string, _ segPos) ([]string, error) {
 	for i := 0; i < len(s); {
 		n := p.match(s, i)
 		if n <= 0 { // cannot happen: the patterns cover every character

@@ -36,7 +36,7 @@ func BenchmarkPreTokenize(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			for b.Loop() {
-				if _, err := bc.p.split(nil, text, true); err != nil {
+				if _, err := bc.p.split(nil, text, segPos{first: true}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -50,11 +50,11 @@ func checkFastSplit(t *testing.T, s string) {
 	for i, pat := range splitPatterns {
 		fast, _ := fastSplitFor(pat)
 		re := splitRegexes()[i]
-		want, err := regexSplit{re: re}.split(nil, s, true)
+		want, err := regexSplit{re: re}.split(nil, s, segPos{first: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := fast.split(nil, s, true)
+		got, _ := fast.split(nil, s, segPos{first: true})
 		if !slices.Equal(got, want) {
 			t.Fatalf("pattern %q on %q:\n fast  %q\n regex %q", pat, s, got, want)
 		}

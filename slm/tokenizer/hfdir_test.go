@@ -100,12 +100,12 @@ func TestGGUFPreNames(t *testing.T) {
 	}
 	// SmolLM splits digits one per token, Llama 3 in groups of up to three.
 	pre, _, _ := ggufPre("smollm")
-	words, _ := preTokenize(pre, "abc 1234", true)
+	words, _ := preTokenize(pre, "abc 1234", segPos{first: true})
 	if !slices.Equal(words, []string{"abc", " ", "1", "2", "3", "4"}) {
 		t.Errorf("smollm words = %q", words)
 	}
 	pre, _, _ = ggufPre("llama-bpe")
-	words, _ = preTokenize(pre, "I'M 1234567 ok", true)
+	words, _ = preTokenize(pre, "I'M 1234567 ok", segPos{first: true})
 	if !slices.Equal(words, []string{"I", "'M", " ", "123", "456", "7", " ok"}) {
 		t.Errorf("llama3 words = %q", words)
 	}

@@ -12,17 +12,18 @@ import (
 
 const spaceSymbol = "▁" // U+2581, SentencePiece's visible space
 
-// normalizer rewrites one text segment before pre-tokenization.
+// normalizer rewrites one text segment before pre-tokenization. noPrefix
+// suppresses the dummy-prefix space (EncodeOptions.Continuation).
 type normalizer interface {
-	normalize(s string) (string, error)
+	normalize(s string, noPrefix bool) (string, error)
 }
 
 type normSequence []normalizer
 
-func (q normSequence) normalize(s string) (string, error) {
+func (q normSequence) normalize(s string, noPrefix bool) (string, error) {
 	var err error
 	for _, n := range q {
-		if s, err = n.normalize(s); err != nil {
+		if s, err = n.normalize(s, noPrefix); err != nil {
 			return "", err
 		}
 	}
@@ -32,18 +33,20 @@ func (q normSequence) normalize(s string) (string, error) {
 // normUnicode applies a Unicode normalization form (NFC, NFD, NFKC, NFKD).
 type normUnicode struct{ form norm.Form }
 
-func (n normUnicode) normalize(s string) (string, error) { return n.form.String(s), nil }
+func (n normUnicode) normalize(s string, noPrefix bool) (string, error) { return n.form.String(s), nil }
 
 type normLowercase struct{}
 
-func (normLowercase) normalize(s string) (string, error) { return strings.ToLower(s), nil }
+func (normLowercase) normalize(s string, noPrefix bool) (string, error) {
+	return strings.ToLower(s), nil
+}
 
 // normPrepend prepends a string to non-empty text (the Hugging Face form of
 // SentencePiece's dummy prefix).
 type normPrepend struct{ prefix string }
 
-func (n normPrepend) normalize(s string) (string, error) {
-	if s == "" {
+func (n normPrepend) normalize(s string, noPrefix bool) (string, error) {
+	if s == "" || noPrefix {
 		return s, nil
 	}
 	return n.prefix + s, nil
@@ -56,7 +59,7 @@ type normReplace struct {
 	new string
 }
 
-func (n normReplace) normalize(s string) (string, error) {
+func (n normReplace) normalize(s string, noPrefix bool) (string, error) {
 	if n.re == nil {
 		return strings.ReplaceAll(s, n.old, n.new), nil
 	}
@@ -78,7 +81,7 @@ func (n normReplace) normalize(s string) (string, error) {
 // normStrip removes leading and/or trailing whitespace.
 type normStrip struct{ left, right bool }
 
-func (n normStrip) normalize(s string) (string, error) {
+func (n normStrip) normalize(s string, noPrefix bool) (string, error) {
 	if n.left {
 		s = strings.TrimLeftFunc(s, unicode.IsSpace)
 	}
@@ -97,14 +100,14 @@ type spmNormalizer struct {
 	escapeSpaces      bool
 }
 
-func (n spmNormalizer) normalize(s string) (string, error) {
+func (n spmNormalizer) normalize(s string, noPrefix bool) (string, error) {
 	if n.removeExtraSpaces {
 		s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " ")
 	}
 	if s == "" {
 		return s, nil
 	}
-	if n.dummyPrefix {
+	if n.dummyPrefix && !noPrefix {
 		s = " " + s
 	}
 	if n.escapeSpaces {
@@ -113,19 +116,27 @@ func (n spmNormalizer) normalize(s string) (string, error) {
 	return s, nil
 }
 
-// preTokenizer splits a normalized segment into the words the model
-// encodes independently. first reports whether s starts the input.
-type preTokenizer interface {
-	split(dst []string, s string, first bool) ([]string, error)
+// segPos tells a pre-tokenizer where its text is.
+type segPos struct {
+	first    bool // the text starts the input
+	noPrefix bool // add no dummy-prefix space (EncodeOptions.Continuation)
 }
 
-func preTokenize(pre []preTokenizer, s string, first bool) ([]string, error) {
+// preTokenizer splits a normalized segment into the words the model
+// encodes independently.
+type preTokenizer interface {
+	split(dst []string, s string, pos segPos) ([]string, error)
+}
+
+func preTokenize(pre []preTokenizer, s string, pos segPos) ([]string, error) {
 	words := []string{s}
 	for _, p := range pre {
 		next := make([]string, 0, len(words)*2)
 		var err error
 		for i, w := range words {
-			if next, err = p.split(next, w, first && i == 0); err != nil {
+			wp := pos
+			wp.first = pos.first && i == 0
+			if next, err = p.split(next, w, wp); err != nil {
 				return nil, err
 			}
 		}
@@ -236,7 +247,7 @@ type regexSplit struct {
 	invert   bool
 }
 
-func (p regexSplit) split(dst []string, s string, _ bool) ([]string, error) {
+func (p regexSplit) split(dst []string, s string, _ segPos) ([]string, error) {
 	var locs [][]int
 	if p.re != nil {
 		var err error
@@ -276,21 +287,21 @@ type byteLevelPre struct {
 	split_         bool // split with gpt2Pattern
 }
 
-func (p byteLevelPre) split(dst []string, s string, first bool) ([]string, error) {
+func (p byteLevelPre) split(dst []string, s string, pos segPos) ([]string, error) {
 	if p.addPrefixSpace && !strings.HasPrefix(s, " ") {
 		s = " " + s
 	}
 	if !p.split_ {
 		return append(dst, s), nil
 	}
-	return fastSplit{familyGPT2}.split(dst, s, first)
+	return fastSplit{familyGPT2}.split(dst, s, pos)
 }
 
 // digitsPre is the Digits pre-tokenizer: numbers (Unicode category N)
 // isolated, one character each or in runs.
 type digitsPre struct{ individual bool }
 
-func (p digitsPre) split(dst []string, s string, _ bool) ([]string, error) {
+func (p digitsPre) split(dst []string, s string, _ segPos) ([]string, error) {
 	var locs [][]int
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -323,9 +334,9 @@ type metaspacePre struct {
 	split_      bool
 }
 
-func (p metaspacePre) split(dst []string, s string, first bool) ([]string, error) {
+func (p metaspacePre) split(dst []string, s string, pos segPos) ([]string, error) {
 	s = strings.ReplaceAll(s, " ", p.replacement)
-	if p.scheme == prependAlways || (p.scheme == prependFirst && first) {
+	if !pos.noPrefix && (p.scheme == prependAlways || (p.scheme == prependFirst && pos.first)) {
 		if s != "" && !strings.HasPrefix(s, p.replacement) {
 			s = p.replacement + s
 		}
@@ -351,7 +362,7 @@ func (p metaspacePre) split(dst []string, s string, first bool) ([]string, error
 // lets long texts be merged word by word and cached.
 type spmWordSplit struct{}
 
-func (spmWordSplit) split(dst []string, s string, _ bool) ([]string, error) {
+func (spmWordSplit) split(dst []string, s string, _ segPos) ([]string, error) {
 	start := 0
 	for i := 0; i < len(s); {
 		k := strings.Index(s[i:], spaceSymbol)

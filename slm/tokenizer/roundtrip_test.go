@@ -2,6 +2,8 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -116,5 +118,34 @@ func TestContinuation(t *testing.T) {
 	out.WriteString(d.Flush())
 	if out.String() != " great" {
 		t.Errorf("continuation stream = %q, want %q", out.String(), " great")
+	}
+}
+
+// TestEncodeContinuation checks that a continuation encoded on its own
+// (no dummy prefix) joins up with its prompt: for text whose words start
+// with a space, Encode(prompt) + Encode(cont, Continuation) equals
+// Encode(prompt + cont), and decoding the continuation with
+// DecodeOptions.Continuation gives it back.
+func TestEncodeContinuation(t *testing.T) {
+	prompt, cont := "User 42 rated Toy Story (1995)", " 4 stars and Amélie 5."
+	for name, tok := range allTokenizers(t) {
+		p, err1 := tok.Encode(prompt, EncodeOptions{})
+		c, err2 := tok.Encode(cont, EncodeOptions{Continuation: true})
+		whole, err3 := tok.Encode(prompt+cont, EncodeOptions{})
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(append(p, c...), whole) {
+			t.Errorf("%s: prompt %v + continuation %v != whole %v", name, p, c, whole)
+		}
+		if dec, _ := tok.DecodeWith(c, DecodeOptions{Continuation: true}); dec != cont {
+			t.Errorf("%s: continuation decodes to %q", name, dec)
+		}
+		// Without Continuation an SPM tokenizer adds the dummy prefix.
+		d, _ := tok.Encode("5", EncodeOptions{})
+		e, _ := tok.Encode("5", EncodeOptions{Continuation: true})
+		if spm := tok.strip != stripNone; spm == slices.Equal(d, e) {
+			t.Errorf("%s: Encode(\"5\") = %v, with Continuation %v", name, d, e)
+		}
 	}
 }

@@ -63,6 +63,11 @@ type EncodeOptions struct {
 	// the text; without it their text is encoded as ordinary text.
 	// Non-special added tokens are always matched.
 	ParseSpecial bool
+	// Continuation encodes text that continues earlier text (a candidate
+	// answer after a prompt): SentencePiece-style tokenizers add no
+	// dummy-prefix space to its start. It does not affect text after a
+	// matched added token, which starts a new segment.
+	Continuation bool
 }
 
 // DecodeOptions control Decode and NewStreamDecoderWith.
@@ -113,7 +118,8 @@ func (t *Tokenizer) Encode(text string, opt EncodeOptions) ([]int, error) {
 			ids = append(ids, seg.id)
 			continue
 		}
-		if ids, err = t.encodeSegment(ids, seg.text, seg.start == 0); err != nil {
+		pos := segPos{first: seg.start == 0, noPrefix: opt.Continuation && seg.start == 0}
+		if ids, err = t.encodeSegment(ids, seg.text, pos); err != nil {
 			return nil, fmt.Errorf("tokenizer: encode: %w", err)
 		}
 	}
@@ -126,20 +132,20 @@ func (t *Tokenizer) Encode(text string, opt EncodeOptions) ([]int, error) {
 	return ids, nil
 }
 
-func (t *Tokenizer) encodeSegment(ids []int, s string, first bool) ([]int, error) {
+func (t *Tokenizer) encodeSegment(ids []int, s string, pos segPos) ([]int, error) {
 	if s == "" {
 		return ids, nil
 	}
 	var err error
 	if t.norm != nil {
-		if s, err = t.norm.normalize(s); err != nil {
+		if s, err = t.norm.normalize(s, pos.noPrefix); err != nil {
 			return nil, err
 		}
 	}
 	if len(t.pre) == 0 {
 		return t.model.encodeWord(ids, s)
 	}
-	words, err := preTokenize(t.pre, s, first)
+	words, err := preTokenize(t.pre, s, pos)
 	if err != nil {
 		return nil, err
 	}
