@@ -143,7 +143,7 @@ func runModelGenerate(cmd *cobra.Command, path string, f modelGenerateFlags) err
 		Stop:      f.stop,
 		IgnoreEOS: f.ignoreEOS,
 	}
-	st, err := generate.Generate(cmd.Context(), m, tok, ids, m.Config.MaxContext, opt, func(s string) error {
+	st, err := generate.Generate(cmd.Context(), m, tok, ids, opt, func(s string) error {
 		_, err := io.WriteString(out, s)
 		return err
 	})

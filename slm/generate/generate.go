@@ -26,6 +26,9 @@ type Options struct {
 	Stop []string
 	// IgnoreEOS keeps generating past end-of-sequence tokens.
 	IgnoreEOS bool
+	// MaxContext is the number of positions the model can hold; 0 takes
+	// the model's own (Config.MaxContext of an *slm.Model), else unbounded.
+	MaxContext int
 }
 
 // Reasons generation ended (Stats.StopReason).
@@ -78,10 +81,14 @@ type decoder interface {
 // tokenizer's BOS for an unconditioned sample) and calls onToken with each
 // piece of text as soon as it is safe to show (complete UTF-8, not part of
 // a possible stop string). An error from onToken stops generation and is
-// returned. maxContext is the model's context length (0: unbounded).
-func Generate(ctx context.Context, m Model, tok *tokenizer.Tokenizer, prompt []int, maxContext int, opt Options, onToken func(text string) error) (Stats, error) {
+// returned.
+func Generate(ctx context.Context, m Model, tok *tokenizer.Tokenizer, prompt []int, opt Options, onToken func(text string) error) (Stats, error) {
 	if tok == nil {
 		return Stats{}, errors.New("generate: no tokenizer")
+	}
+	maxContext := opt.MaxContext
+	if sm, ok := m.(*slm.Model); ok && maxContext == 0 {
+		maxContext = sm.Config.MaxContext
 	}
 	return run(ctx, m, tok.IsEOS, tok.NewStreamDecoder(), prompt, maxContext, opt, onToken)
 }

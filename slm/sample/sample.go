@@ -278,18 +278,22 @@ func (s *Sampler) penalize(logits []float32, history []int) []float32 {
 
 // drawAll samples from the softmax of x over the whole vocabulary.
 func (s *Sampler) drawAll(x []float32, mx float32) int {
+	w := s.w[:0]
 	var sum float64
 	for _, v := range x {
-		sum += math.Exp(float64(v - mx))
+		e := math.Exp(float64(v - mx))
+		w = append(w, e)
+		sum += e
 	}
+	s.w = w
 	u := s.rng.Float64() * sum
 	last := 0
-	for i, v := range x {
-		if math.IsInf(float64(v), -1) {
+	for i, e := range w {
+		if e == 0 {
 			continue
 		}
 		last = i
-		u -= math.Exp(float64(v - mx))
+		u -= e
 		if u < 0 {
 			return i
 		}
