@@ -1,0 +1,68 @@
+package generate
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/usersim/usersim/slm"
+)
+
+// TestStoriesGreedy: greedy generation from BOS on stories260K gives the
+// reference ids and text (../shared/golden/stories260K).
+func TestStoriesGreedy(t *testing.T) {
+	root := filepath.Join("..", "..", "..", "shared")
+	model := filepath.Join(root, "models", "stories260K", "stories260K.gguf")
+	golden := filepath.Join(root, "golden", "stories260K", "generate_greedy_200.json")
+	for _, p := range []string{model, golden} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s is absent (../shared not available)", p)
+		}
+	}
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		IDs  []int  `json:"ids"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	m, tok, err := slm.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	pieces := 0
+	st, err := Generate(context.Background(), m, tok, []int{tok.BOS()}, Options{MaxTokens: len(g.IDs)}, func(s string) error {
+		pieces++
+		text.WriteString(s)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(st.Tokens, g.IDs) {
+		for i := range min(len(st.Tokens), len(g.IDs)) {
+			if st.Tokens[i] != g.IDs[i] {
+				t.Fatalf("ids differ first at step %d: %d, want %d", i, st.Tokens[i], g.IDs[i])
+			}
+		}
+		t.Fatalf("%d ids, want %d", len(st.Tokens), len(g.IDs))
+	}
+	if text.String() != g.Text {
+		t.Fatalf("text\n%q\nwant\n%q", text.String(), g.Text)
+	}
+	if pieces < len(g.IDs)/2 {
+		t.Fatalf("text came in %d pieces: not streamed", pieces)
+	}
+	if st.StopReason != StopLength || st.DecodeSteps != len(g.IDs)-1 || st.PromptTokens != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
