@@ -34,30 +34,54 @@ var benchShapes = []struct {
 	{"1x49152x576", 1, 49152, 576},
 }
 
+// extraMatMulNT holds other implementations of MatMulNT to compare in
+// BenchmarkMatMulNT (OpenBLAS, with the openblas build tag).
+var extraMatMulNT []extraImpl
+
+type extraImpl struct {
+	name       string
+	setThreads func(int)
+	matmul     func(c, a, b []float32, m, n, k int)
+}
+
 // BenchmarkMatMulNT measures MatMulNT for every shape, implementation and
-// thread count; GFLOPS is 2mnk per second. The reference is only run on the
-// small shapes (it takes seconds on the cube).
+// thread count; GFLOPS is 2mnk per second. The reference runs only on one
+// thread, and on the cube only without -short (it takes seconds). Names
+// are key=value so that benchstat can tabulate them, e.g.
+//
+//	benchstat -col /impl -row /shape,/threads file
 func BenchmarkMatMulNT(b *testing.B) {
 	for _, s := range benchShapes {
 		r := rand.New(rand.NewPCG(1, 1))
 		a := randSlice(r, s.m*s.k)
 		w := randSlice(r, s.n*s.k)
 		c := make([]float32, s.m*s.n)
-		impls := append([]Impl{Reference}, fastImpls()...)
+		var impls []extraImpl
+		for _, im := range append([]Impl{Reference}, fastImpls()...) {
+			impls = append(impls, extraImpl{im.String(), nil, nil})
+		}
+		impls = append(impls, extraMatMulNT...)
 		for _, im := range impls {
 			for _, th := range []int{1, 2} {
-				if im == Reference && th == 2 {
+				if im.name == "reference" && th == 2 {
 					continue // the reference is single-threaded
 				}
-				b.Run(fmt.Sprintf("%s/%v/threads=%d", s.name, im, th), func(b *testing.B) {
-					if im == Reference && s.m*s.n*s.k > 1<<27 && testing.Short() {
+				b.Run(fmt.Sprintf("shape=%s/impl=%s/threads=%d", s.name, im.name, th), func(b *testing.B) {
+					if im.name == "reference" && s.m*s.n*s.k > 1<<27 && testing.Short() {
 						b.Skip("reference on the cube is slow; run without -short")
 					}
-					defer SetImpl(SetImpl(im))
 					prevT := Threads()
 					SetThreads(th)
 					defer SetThreads(prevT)
-					loop(b, 2*float64(s.m)*float64(s.n)*float64(s.k), func() { MatMulNT(c, a, w, s.m, s.n, s.k) })
+					op := func() { MatMulNT(c, a, w, s.m, s.n, s.k) }
+					if im.matmul != nil {
+						im.setThreads(th)
+						op = func() { im.matmul(c, a, w, s.m, s.n, s.k) }
+					} else {
+						i, _ := ParseImpl(im.name)
+						defer SetImpl(SetImpl(i))
+					}
+					loop(b, 2*float64(s.m)*float64(s.n)*float64(s.k), op)
 				})
 			}
 		}
