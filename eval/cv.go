@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
@@ -90,9 +91,18 @@ func (cv *CVResults) WriteJSON(w io.Writer) error {
 func (cv *CVResults) WriteTable(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%s — %d-fold cross-validation (%s)\n", cv.Dataset, len(cv.Folds), cv.foldWords())
-	fmt.Fprintf(bw, "%-12s %17s %17s %6s %8s\n", "model", "RMSE", "MAE", "URR", "fit s")
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	var names []string
 	for _, s := range cv.Summary {
-		fmt.Fprintf(bw, "%-12s %17s %17s %6s %8.2f\n", s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean), float64(s.FitSeconds.Mean))
+		names = append(names, s.Name)
+	}
+	nw := nameWidth(names...)
+	writeRow(tw, nw, []string{"model", "RMSE", "MAE", "URR", "fit s"})
+	for _, s := range cv.Summary {
+		writeRow(tw, nw, []string{s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean), fmt.Sprintf("%.2f", float64(s.FitSeconds.Mean))})
+	}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
 	return bw.Flush()
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // WriteJSON writes the results as indented JSON.
@@ -30,40 +32,71 @@ func ReadResults(rd io.Reader) (*Results, error) {
 // WriteTable writes the headline metrics as an aligned plain-text table.
 func (r *Results) WriteTable(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	ci := r.Options.Bootstrap > 0
 	fmt.Fprintf(bw, "%s — %s\n", r.Dataset, r.Split.Description)
-	fmt.Fprintf(bw, "%-12s %7s %7s %6s", "model", "RMSE", "MAE", "URR")
-	if ci {
-		fmt.Fprintf(bw, "  %-17s", fmt.Sprintf("RMSE %g%% CI", 100*r.Options.Level))
-	}
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	ci := r.Options.Bootstrap > 0
 	ref := r.reference()
-	if ref != "" {
-		fmt.Fprintf(bw, " %-24s", "ΔRMSE vs "+ref)
+	head := []string{"model", "RMSE", "MAE", "URR"}
+	if ci {
+		head = append(head, fmt.Sprintf("RMSE %g%% CI", 100*r.Options.Level))
 	}
-	fmt.Fprintf(bw, " %9s %8s %6s %6s %8s\n", "user-RMSE", "pred μ±σ", "TV", "EMD", "fit s")
+	if ref != "" {
+		head = append(head, "ΔRMSE vs "+ref)
+	}
+	head = append(head, "user-RMSE", "pred μ±σ", "TV", "EMD", "fit s")
+	var names []string
 	for _, p := range r.Predictors {
-		fmt.Fprintf(bw, "%-12s %7s %7s %6s", p.Name, f4(p.RMSE), f4(p.MAE), f3(p.URR))
+		names = append(names, p.Name)
+	}
+	nw := nameWidth(names...)
+	writeRow(tw, nw, head)
+	for _, p := range r.Predictors {
+		row := []string{p.Name, f4(p.RMSE), f4(p.MAE), f3(p.URR)}
 		if ci {
-			fmt.Fprintf(bw, "  %-17s", "["+f4(p.CI.RMSE.Lo)+", "+f4(p.CI.RMSE.Hi)+"]")
+			row = append(row, "["+f4(p.CI.RMSE.Lo)+", "+f4(p.CI.RMSE.Hi)+"]")
 		}
 		if ref != "" {
 			cell := "(reference)"
 			if c := p.VsReference; c != nil {
-				cell = signed(c.DeltaRMSE)
-				if r.Options.Bootstrap > 0 {
-					cell += " [" + signed(c.RMSECI.Lo) + ", " + signed(c.RMSECI.Hi) + "]"
-				}
+				cell = deltaCI(c.DeltaRMSE, c.RMSECI, r.Options.Bootstrap)
 			}
-			fmt.Fprintf(bw, " %-24s", cell)
+			row = append(row, cell)
 		}
-		fmt.Fprintf(bw, " %9s %8s %6s %6s %8.2f\n", f4(p.PerUser.RMSE.Median),
-			f2(p.Histogram.PredMean)+"±"+f2(p.Histogram.PredStd), f3(p.Histogram.TV), f3(p.Histogram.EMD), p.FitSeconds)
+		row = append(row, f4(p.PerUser.RMSE.Median), f2(p.Histogram.PredMean)+"±"+f2(p.Histogram.PredStd),
+			f3(p.Histogram.TV), f3(p.Histogram.EMD), fmt.Sprintf("%.2f", p.FitSeconds))
+		writeRow(tw, nw, row)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
 	if len(r.Predictors) > 0 {
 		h := r.Predictors[0].Histogram
 		fmt.Fprintf(bw, "truth: mean %s, std %s over %d test rows\n", f2(h.TrueMean), f2(h.TrueStd), r.Split.Test)
 	}
 	return bw.Flush()
+}
+
+// writeRow writes cells to a right-aligning tabwriter, padding the first
+// (the model name) on the right to width runes so that it reads
+// left-aligned.
+func writeRow(tw *tabwriter.Writer, width int, cells []string) {
+	for k, c := range cells {
+		if k == 0 {
+			c += strings.Repeat(" ", max(0, width-utf8.RuneCountInString(c)))
+		}
+		fmt.Fprint(tw, c, "\t")
+	}
+	fmt.Fprintln(tw)
+}
+
+// nameWidth returns the longest name's length in runes, at least that of
+// "model".
+func nameWidth(names ...string) int {
+	w := len("model")
+	for _, n := range names {
+		w = max(w, utf8.RuneCountInString(n))
+	}
+	return w
 }
 
 // WriteMarkdown writes report.md: the split in words, the metrics table with
