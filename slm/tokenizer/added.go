@@ -22,19 +22,21 @@ type addedToken struct {
 // addedMatcher finds added tokens in text, leftmost first and longest at a
 // position.
 type addedMatcher struct {
-	byFirst map[byte][]*addedToken // sorted by content length, longest first
+	byFirst [256][]*addedToken // by first byte, longest content first
 }
 
 func newAddedMatcher(tokens []addedToken) *addedMatcher {
-	m := &addedMatcher{byFirst: map[byte][]*addedToken{}}
+	m := &addedMatcher{}
+	n := 0
 	for i := range tokens {
 		t := &tokens[i]
 		if t.content == "" {
 			continue
 		}
 		m.byFirst[t.content[0]] = append(m.byFirst[t.content[0]], t)
+		n++
 	}
-	if len(m.byFirst) == 0 {
+	if n == 0 {
 		return nil
 	}
 	for _, l := range m.byFirst {

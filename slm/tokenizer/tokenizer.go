@@ -105,7 +105,7 @@ type Tokenizer struct {
 
 // Encode converts text to token ids.
 func (t *Tokenizer) Encode(text string, opt EncodeOptions) ([]int, error) {
-	ids := make([]int, 0, len(text)/3+2)
+	ids := make([]int, 0, len(text)/2+2)
 	if opt.AddBOS {
 		if t.bos < 0 {
 			return nil, errors.New("tokenizer: AddBOS: the tokenizer has no BOS token")
