@@ -57,7 +57,8 @@ type Options struct {
 	CacheDir string
 	// Include lists glob patterns (path.Match syntax) of the files to pull;
 	// a pattern without a slash also matches the base name of files in
-	// subfolders. Default DefaultInclude.
+	// subfolders. Default DefaultInclude, applied as SelectFiles does with
+	// defaults (top folder only, one copy of the weights).
 	Include []string
 	// Client is the HTTP client; default a client without a timeout
 	// (downloads are bounded by the context).
@@ -208,6 +209,40 @@ func Match(patterns []string, name string) bool {
 	return false
 }
 
+// SelectFiles returns the repository files that match the patterns. With
+// defaults (the patterns are DefaultInclude) it keeps to the top folder,
+// where the model's loaders look, and when model*.safetensors weights are
+// there it leaves out other safetensors files (the consolidated.safetensors
+// that some repositories carry beside them), so weights are pulled once.
+func SelectFiles(patterns, files []string, defaults bool) []string {
+	hasModel := false
+	if defaults {
+		for _, f := range files {
+			if ok, _ := path.Match("model*.safetensors", f); ok {
+				hasModel = true
+			}
+		}
+	}
+	var out []string
+	for _, f := range files {
+		if !Match(patterns, f) {
+			continue
+		}
+		if defaults {
+			if strings.Contains(f, "/") {
+				continue
+			}
+			if ok, _ := path.Match("*.safetensors", f); ok && hasModel {
+				if m, _ := path.Match("model*.safetensors", f); !m {
+					continue
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // Pull downloads the files of repository repo (org/name) at revision rev (a
 // branch, tag or commit; "" means "main") that match opt.Include, and
 // returns the snapshot folder that holds them. Files already in the cache
@@ -219,11 +254,12 @@ func Pull(ctx context.Context, repo, rev string, opt Options) (snapshotDir strin
 	if rev == "" {
 		rev = "main"
 	}
+	defaults := len(opt.Include) == 0
 	opt, err = opt.withDefaults()
 	if err != nil {
 		return "", err
 	}
-	p := &puller{opt: opt, repo: repo, cache: newRepoCache(opt.CacheDir, repo)}
+	p := &puller{opt: opt, repo: repo, cache: newRepoCache(opt.CacheDir, repo), defaults: defaults}
 	if opt.Offline {
 		return p.fromCache(rev, nil)
 	}
@@ -238,15 +274,14 @@ func Pull(ctx context.Context, repo, rev string, opt Options) (snapshotDir strin
 		}
 		return "", err
 	}
-	var files []string
 	var all []string
 	for _, s := range info.Siblings {
 		all = append(all, s.RFilename)
-		if Match(opt.Include, s.RFilename) {
-			if !filepath.IsLocal(filepath.FromSlash(s.RFilename)) || strings.Contains(s.RFilename, `\`) {
-				return "", fmt.Errorf("hub: %s@%s: refusing file name %q", repo, rev, s.RFilename)
-			}
-			files = append(files, s.RFilename)
+	}
+	files := SelectFiles(opt.Include, all, p.defaults)
+	for _, f := range files {
+		if !filepath.IsLocal(filepath.FromSlash(f)) || strings.Contains(f, `\`) {
+			return "", fmt.Errorf("hub: %s@%s: refusing file name %q", repo, rev, f)
 		}
 	}
 	if len(files) == 0 {
@@ -265,9 +300,10 @@ func Pull(ctx context.Context, repo, rev string, opt Options) (snapshotDir strin
 }
 
 type puller struct {
-	opt   Options
-	repo  string
-	cache repoCache
+	opt      Options
+	repo     string
+	cache    repoCache
+	defaults bool // opt.Include was empty: DefaultInclude applies
 }
 
 // fromCache returns the cached snapshot of rev, if any.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,14 +58,16 @@ func newFakeHub(t *testing.T) *fakeHub {
 		t:    t,
 		repo: "acme/tiny-model",
 		files: map[string]remoteFile{
-			"config.json":            {data: []byte(`{"model_type": "llama"}`)},
-			"tokenizer.json":         {data: []byte(`{"model": {}}`)},
-			"tokenizer_config.json":  {data: []byte(`{}`)},
-			"model.safetensors":      {data: big, lfs: true},
-			"README.md":              {data: []byte("# tiny")},
-			"gguf/model-Q8_0.gguf":   {data: []byte("GGUF...."), lfs: true},
-			"onnx/model.onnx":        {data: []byte("onnx"), lfs: true},
-			"generation_config.json": {data: []byte(`{"do_sample": false}`)},
+			"config.json":              {data: []byte(`{"model_type": "llama"}`)},
+			"tokenizer.json":           {data: []byte(`{"model": {}}`)},
+			"tokenizer_config.json":    {data: []byte(`{}`)},
+			"model.safetensors":        {data: big, lfs: true},
+			"README.md":                {data: []byte("# tiny")},
+			"gguf/model-Q8_0.gguf":     {data: []byte("GGUF...."), lfs: true},
+			"onnx/model.onnx":          {data: []byte("onnx"), lfs: true},
+			"generation_config.json":   {data: []byte(`{"do_sample": false}`)},
+			"consolidated.safetensors": {data: []byte("same weights, other layout"), lfs: true},
+			"onnx/config.json":         {data: []byte(`{}`)},
 		},
 		cutOnce: map[string]bool{},
 		corrupt: map[string]bool{},
@@ -636,6 +639,25 @@ func TestParseRefAndMatch(t *testing.T) {
 		if got := Match(DefaultInclude, tt.name); got != tt.want {
 			t.Errorf("Match(DefaultInclude, %q) = %v", tt.name, got)
 		}
+	}
+}
+
+func TestSelectFiles(t *testing.T) {
+	files := []string{"config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+		"model.safetensors.index.json", "consolidated.safetensors", "original/model.safetensors", "onnx/config.json",
+		"tokenizer.json", "README.md", "gguf/m-Q8_0.gguf"}
+	got := SelectFiles(DefaultInclude, files, true)
+	want := []string{"config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("defaults select %v, want %v", got, want)
+	}
+	// Only consolidated weights: those are the weights.
+	if got := SelectFiles(DefaultInclude, []string{"config.json", "consolidated.safetensors"}, true); len(got) != 2 {
+		t.Fatalf("consolidated only: %v", got)
+	}
+	// User patterns reach into folders.
+	if got := SelectFiles([]string{"*.gguf"}, files, false); !slices.Equal(got, []string{"gguf/m-Q8_0.gguf"}) {
+		t.Fatalf("*.gguf selects %v", got)
 	}
 }
 
