@@ -63,6 +63,7 @@ func newModelInfoCmd() *cobra.Command {
 // modelGenerateFlags are the flags of `usersim model generate`.
 type modelGenerateFlags struct {
 	prompt      string
+	promptFile  string
 	system      string
 	maxTokens   int
 	temperature float32
@@ -98,6 +99,7 @@ generation (decode) go to stderr.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.prompt, "prompt", "p", "", "prompt text (default: start from BOS)")
+	fl.StringVarP(&f.promptFile, "prompt-file", "f", "", "read the prompt from this file (- for stdin)")
 	fl.StringVar(&f.system, "system", "", "system message (with --chat)")
 	fl.IntVarP(&f.maxTokens, "max-tokens", "n", 256, "most tokens to generate (0: until the end token or the context is full)")
 	fl.Float32VarP(&f.temperature, "temperature", "t", 0.8, "sampling temperature; 0 is greedy")
@@ -121,6 +123,22 @@ func runModelGenerate(cmd *cobra.Command, path string, f modelGenerateFlags) err
 	}
 	if f.temperature < 0 || f.topP < 0 || f.topP > 1 || f.minP < 0 || f.minP > 1 || f.repeat < 0 || f.topK < 0 {
 		return errors.New("--temperature, --repeat-penalty and --top-k must be ≥ 0, --top-p and --min-p within [0, 1]")
+	}
+	if f.promptFile != "" {
+		if f.prompt != "" {
+			return errors.New("give --prompt or --prompt-file, not both")
+		}
+		var b []byte
+		var err error
+		if f.promptFile == "-" {
+			b, err = io.ReadAll(cmd.InOrStdin())
+		} else {
+			b, err = os.ReadFile(f.promptFile)
+		}
+		if err != nil {
+			return fmt.Errorf("read prompt: %w", err)
+		}
+		f.prompt = string(b)
 	}
 	m, tok, err := slm.Load(path)
 	if err != nil {

@@ -91,6 +91,19 @@ func TestModelGenerateStories(t *testing.T) {
 	if !strings.HasPrefix(out, "Once upon a time, there was a little girl named Lily. She") {
 		t.Fatalf("with a prompt: %q", out)
 	}
+	// The same prompt from stdin.
+	cmd := newModelCmd()
+	var buf bytes.Buffer
+	cmd.SetOut(&buf)
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetIn(strings.NewReader("Once upon a time, there was a little girl named"))
+	cmd.SetArgs([]string{"generate", gguf, "-t", "0", "-n", "5", "-f", "-", "-q"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(buf.String(), " Lily. She") {
+		t.Fatalf("prompt from stdin: %q", buf.String())
+	}
 	// Sampling is reproducible for a seed.
 	a, _, err1 := runModel(t, "generate", gguf, "-t", "1", "-n", "30", "--seed", "7", "-q")
 	b, _, err2 := runModel(t, "generate", gguf, "-t", "1", "-n", "30", "--seed", "7", "-q")
