@@ -42,10 +42,7 @@ func benchEncode(b *testing.B, tok *Tokenizer, opt EncodeOptions) {
 // WordSplit is the default path (text cut before each ▁, merged word by
 // word with a cache); WholeText merges the unsplit text with the heap.
 func BenchmarkEncodeSPM(b *testing.B) {
-	tok, err := FromSentencePieceModel(readShared(b, "tokenizers", "llama2", "tokenizer.model"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := sharedTok(b, "llama2-model")
 	b.Run("WordSplit", func(b *testing.B) { benchEncode(b, tok, EncodeOptions{}) })
 	whole := *tok
 	whole.pre = nil
@@ -55,10 +52,7 @@ func BenchmarkEncodeSPM(b *testing.B) {
 // BenchmarkEncodeByteLevel is byte-level BPE (Qwen3 tokenizer.json, regex
 // pre-tokenizer), with and without the word cache.
 func BenchmarkEncodeByteLevel(b *testing.B) {
-	tok, err := FromHFJSON(readShared(b, "tokenizers", "qwen3", "tokenizer.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := sharedTok(b, "qwen3-json")
 	b.Run("Cached", func(b *testing.B) { benchEncode(b, tok, EncodeOptions{ParseSpecial: true}) })
 	b.Run("NoCache", func(b *testing.B) {
 		tok.model.cacheOff = true
@@ -68,18 +62,12 @@ func BenchmarkEncodeByteLevel(b *testing.B) {
 }
 
 func BenchmarkEncodeGPT2(b *testing.B) {
-	tok, err := FromGPT2Files(readShared(b, "tokenizers", "gpt2", "encoder.json"), readShared(b, "tokenizers", "gpt2", "vocab.bpe"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := sharedTok(b, "gpt2-files")
 	benchEncode(b, tok, EncodeOptions{})
 }
 
 func BenchmarkDecodeByteLevel(b *testing.B) {
-	tok, err := FromHFJSON(readShared(b, "tokenizers", "qwen3", "tokenizer.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := sharedTok(b, "qwen3-json")
 	text := benchText(b)
 	ids, err := tok.Encode(text, EncodeOptions{})
 	if err != nil {

@@ -10,10 +10,7 @@ import (
 // TestConcurrentEncode encodes from several goroutines at once (the word
 // cache is shared) and compares with serial results. Run with -race.
 func TestConcurrentEncode(t *testing.T) {
-	tok, err := FromGPT2Files(readShared(t, "tokenizers", "gpt2", "encoder.json"), readShared(t, "tokenizers", "gpt2", "vocab.bpe"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := sharedTok(t, "gpt2-files")
 	var strs testStrings
 	if err := json.Unmarshal(readShared(t, "golden", "tokenizers", "strings.json"), &strs); err != nil {
 		t.Fatal(err)

@@ -101,10 +101,7 @@ func TestGGUFByteLevelQwen2(t *testing.T) {
 }
 
 func TestGGUFByteLevelGPT2(t *testing.T) {
-	ref, err := FromGPT2Files(readShared(t, "tokenizers", "gpt2", "encoder.json"), readShared(t, "tokenizers", "gpt2", "vocab.bpe"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := sharedTok(t, "gpt2-files")
 	var merges []string
 	for _, line := range strings.Split(string(readShared(t, "tokenizers", "gpt2", "vocab.bpe")), "\n")[1:] {
 		if line != "" {

@@ -67,20 +67,14 @@ func TestFromHFDir(t *testing.T) {
 }
 
 func TestSpecialIDs(t *testing.T) {
-	qwen, err := FromHFJSON(readShared(t, "tokenizers", "qwen3", "tokenizer.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	qwen := sharedTok(t, "qwen3-json")
 	if qwen.BOS() != -1 || qwen.AddBOSDefault() || !qwen.IsEOS(151645) || !qwen.IsEOS(151643) {
 		t.Errorf("qwen3: BOS %d AddBOS %v EOSIDs %v", qwen.BOS(), qwen.AddBOSDefault(), qwen.EOSIDs())
 	}
 	if _, err := qwen.Encode("x", EncodeOptions{AddBOS: true}); err == nil {
 		t.Error("AddBOS without a BOS token: no error")
 	}
-	mistral, err := FromHFJSON(readShared(t, "tokenizers", "mistral", "tokenizer.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mistral := sharedTok(t, "mistral-json")
 	if mistral.BOS() != 1 || mistral.EOS() != 2 || !mistral.AddBOSDefault() || mistral.UNK() != 0 || mistral.VocabSize() != 32000 {
 		t.Errorf("mistral: BOS %d EOS %d AddBOS %v UNK %d size %d", mistral.BOS(), mistral.EOS(), mistral.AddBOSDefault(), mistral.UNK(), mistral.VocabSize())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -15,28 +16,51 @@ type testStrings struct {
 	} `json:"strings"`
 }
 
+var (
+	loadedMu sync.Mutex
+	loaded   = map[string]*Tokenizer{}
+)
+
+// sharedTok loads one tokenizer from the shared fixtures, once per test
+// binary.
+func sharedTok(t testing.TB, name string) *Tokenizer {
+	t.Helper()
+	loadedMu.Lock()
+	defer loadedMu.Unlock()
+	if tok, ok := loaded[name]; ok {
+		return tok
+	}
+	var tok *Tokenizer
+	var err error
+	switch name {
+	case "llama2-model":
+		tok, err = FromSentencePieceModel(readShared(t, "tokenizers", "llama2", "tokenizer.model"))
+	case "llama2-bin":
+		tok, err = FromLlama2cBin(readShared(t, "tokenizers", "llama2", "tokenizer.bin"))
+	case "stories-bin":
+		tok, err = FromLlama2cBin(readShared(t, "models", "stories260K", "tok512.bin"))
+	case "mistral-json":
+		tok, err = FromHFJSON(readShared(t, "tokenizers", "mistral", "tokenizer.json"))
+	case "qwen3-json":
+		tok, err = FromHFJSON(readShared(t, "tokenizers", "qwen3", "tokenizer.json"))
+	case "gpt2-files":
+		tok, err = FromGPT2Files(readShared(t, "tokenizers", "gpt2", "encoder.json"), readShared(t, "tokenizers", "gpt2", "vocab.bpe"))
+	default:
+		t.Fatalf("unknown tokenizer %q", name)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	loaded[name] = tok
+	return tok
+}
+
 // allTokenizers loads every tokenizer form from the shared fixtures.
-func allTokenizers(t *testing.T) map[string]*Tokenizer {
+func allTokenizers(t testing.TB) map[string]*Tokenizer {
 	t.Helper()
 	out := map[string]*Tokenizer{}
-	var err error
-	if out["llama2-model"], err = FromSentencePieceModel(readShared(t, "tokenizers", "llama2", "tokenizer.model")); err != nil {
-		t.Fatal(err)
-	}
-	if out["llama2-bin"], err = FromLlama2cBin(readShared(t, "tokenizers", "llama2", "tokenizer.bin")); err != nil {
-		t.Fatal(err)
-	}
-	if out["stories-bin"], err = FromLlama2cBin(readShared(t, "models", "stories260K", "tok512.bin")); err != nil {
-		t.Fatal(err)
-	}
-	if out["mistral-json"], err = FromHFJSON(readShared(t, "tokenizers", "mistral", "tokenizer.json")); err != nil {
-		t.Fatal(err)
-	}
-	if out["qwen3-json"], err = FromHFJSON(readShared(t, "tokenizers", "qwen3", "tokenizer.json")); err != nil {
-		t.Fatal(err)
-	}
-	if out["gpt2-files"], err = FromGPT2Files(readShared(t, "tokenizers", "gpt2", "encoder.json"), readShared(t, "tokenizers", "gpt2", "vocab.bpe")); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"llama2-model", "llama2-bin", "stories-bin", "mistral-json", "qwen3-json", "gpt2-files"} {
+		out[name] = sharedTok(t, name)
 	}
 	return out
 }
@@ -97,10 +121,7 @@ func TestRoundTrip(t *testing.T) {
 // TestContinuation checks that DecodeOptions.Continuation keeps the
 // dummy-prefix space of a generated token.
 func TestContinuation(t *testing.T) {
-	tok, err := FromSentencePieceModel(readShared(t, "tokenizers", "llama2", "tokenizer.model"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := sharedTok(t, "llama2-model")
 	ids, _ := tok.Encode("Hello world", EncodeOptions{})
 	full, _ := tok.Decode(ids)
 	cont, _ := tok.DecodeWith(ids, DecodeOptions{Continuation: true})

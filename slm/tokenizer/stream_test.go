@@ -5,10 +5,7 @@ import (
 )
 
 func TestStreamPartialUTF8(t *testing.T) {
-	tok, err := FromSentencePieceModel(readShared(t, "tokenizers", "llama2", "tokenizer.model"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := sharedTok(t, "llama2-model")
 	b := func(x byte) int {
 		id, _ := tok.ID(string([]byte{'<', '0', 'x', "0123456789ABCDEF"[x>>4], "0123456789ABCDEF"[x&15], '>'}))
 		return id
