@@ -6,7 +6,46 @@
 // Distillers turn a dataset's training split into these memories; the store
 // reads and writes them as JSON Lines in a workspace; retrieval finds the
 // remembered interactions most similar to a target item.
+//
+// # No leakage
+//
+// Everything here is computed from a split's training rows alone: item
+// averages and counts, user means, the genre vocabulary, the popularity and
+// quality tiers, the trait cut-offs, every affinity, description and reason.
+// Changing, adding or removing test rows changes no output (a test checks
+// this by planting a distinctive test rating).
+//
+// # The stats distiller
+//
+// DistillStats (or StatsDistiller) is offline and deterministic. A user's
+// affinity for a group of items (a genre, a release decade, a popularity or
+// quality tier) is the mean deviation of the user's ratings of those items
+// from the user's own mean, shrunk toward zero by a pseudo-count
+// (StatsOptions.Shrink). The description states the rating style, the
+// genres loved (affinity >= 0.5), enjoyed (>= 0.2), disliked (<= -0.5) or
+// met lukewarmly (<= -0.2), the favourite and least favourite decade, the
+// taste for popular or lesser-known films, the weight given to reputation,
+// and the three traits; each sentence has one polarity and rests on the
+// numbers in Profile.Features. The phrasing is chosen among several by a
+// hash of the user's ID, so it varies across users and never across runs.
 package memory
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/dataset/split"
+)
+
+// Distiller turns the training rows of a split into memories: one Profile
+// per user in users (in that order) and the user's Interactions, grouped by
+// user in the same order and oldest first within a user. users nil means
+// s.Users. Only s.Train may be read; s.Test must not influence anything.
+type Distiller interface {
+	Distill(ctx context.Context, d *dataset.Dataset, s *split.Split, users []int32) ([]Profile, []Interaction, error)
+}
 
 // Level is a trait's bucket, cut at percentiles of the training population.
 type Level string
@@ -65,5 +104,14 @@ type Interaction struct {
 	Rating float64 `json:"rating"`
 	Time   int64   `json:"time,omitempty"` // Unix seconds; 0 when unknown
 	Order  int     `json:"order"`          // position in the user's training history, oldest first
-	Reason string  `json:"reason"`
+	// Reason is the first-person explanation that completes "I rated
+	// {title} {rating} because …", without "because" and without a final
+	// full stop: "I love Animation films and it has a fine reputation".
+	Reason string `json:"reason"`
+}
+
+// Sentence writes the memory as the rating prompt quotes it:
+// "I rated {title} {rating} because {reason}."
+func (m Interaction) Sentence(title string) string {
+	return fmt.Sprintf("I rated %s %s because %s.", title, strconv.FormatFloat(m.Rating, 'f', -1, 64), m.Reason)
 }

@@ -1,0 +1,438 @@
+package memory
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Thresholds of the stats distiller's words, in stars of affinity.
+const (
+	strongAff = 0.5  // "love", "dislike"
+	mildAff   = 0.2  // "enjoy", "lukewarm"
+	minTier   = 5    // ratings a tier or era needs before it is talked about
+	popGap    = 0.3  // popular vs lesser-known affinity gap worth a sentence
+	qualGap   = 0.6  // top-rated vs weaker gap: "reputation matters"
+	qualFlat  = 0.2  // below this gap: "reputation does little"
+	styleGap  = 0.3  // user mean vs global mean: generous / demanding
+	itemGap   = 0.3  // item average vs global mean: better / worse regarded
+	neutral   = 0.5  // |rating − mean| below this is an ordinary rating
+)
+
+// pick chooses one of n phrasings deterministically from the keys.
+func pick(n int, keys ...string) int {
+	h := fnv.New64a()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return int(h.Sum64() % uint64(n))
+}
+
+// list joins names as English: "A", "A and B", "A, B and C".
+func list(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// eraPhrase turns an era label into words: "the 1970s", "before 1950".
+func eraPhrase(label string) string {
+	if label == "pre-1950" {
+		return "before 1950"
+	}
+	return "the " + label
+}
+
+// fmtStars formats a rating or mean: 4 → "4", 3.62 → "3.6".
+func fmtStars(v float64) string {
+	if v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+type scored struct {
+	name string
+	v    float64
+}
+
+// genresBy returns the user's genres (with at least minCount ratings) whose
+// affinity passes keep, strongest first (ties by name), at most n.
+func genresBy(s *Stats, us *UserStats, minCount int, keep func(float64) bool, desc bool, n int) []scored {
+	var out []scored
+	for g, a := range us.Genre {
+		if a.Count >= minCount && keep(a.Value) {
+			out = append(out, scored{s.Genres[g], a.Value})
+		}
+	}
+	slices.SortFunc(out, func(a, b scored) int {
+		if a.v != b.v {
+			if (a.v > b.v) == desc {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	return out[:min(n, len(out))]
+}
+
+func names(xs []scored) []string {
+	out := make([]string, len(xs))
+	for k, x := range xs {
+		out[k] = x.name
+	}
+	return out
+}
+
+// describe writes the profile text of a user from the statistics. Every
+// sentence has one polarity and rests on the numbers it names: a genre is
+// said to be liked only with a positive affinity, disliked only with a
+// negative one, and so on.
+func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string {
+	var out []string
+	say := func(variants []string, salt string, args ...any) {
+		out = append(out, fmt.Sprintf(variants[pick(len(variants), id, salt)], args...))
+	}
+	if us.Count == 0 {
+		return "I have not rated anything yet."
+	}
+
+	// Rating style.
+	m, g := fmtStars(us.Mean), fmtStars(s.GlobalMean)
+	switch off := us.Mean - s.GlobalMean; {
+	case off > styleGap:
+		say([]string{
+			"I am a generous rater: my ratings average %s stars, above the typical %s.",
+			"I hand out stars freely, averaging %s against an overall %s.",
+			"On the whole I rate kindly, %s stars on average where most viewers give %s.",
+		}, "style", m, g)
+	case off < -styleGap:
+		say([]string{
+			"I am a demanding critic: my ratings average %s stars, below the typical %s.",
+			"I am sparing with stars, averaging %s against an overall %s.",
+			"Few films impress me; I average %s stars where most viewers give %s.",
+		}, "style", m, g)
+	default:
+		say([]string{
+			"My ratings average %s stars, close to the typical %s.",
+			"I rate much like the average viewer, about %s stars a film against %s overall.",
+		}, "style", m, g)
+	}
+
+	// Genres liked and disliked.
+	loves := genresBy(s, us, minGenre, func(v float64) bool { return v >= strongAff }, true, 3)
+	likes := genresBy(s, us, minGenre, func(v float64) bool { return v >= mildAff && v < strongAff }, true, max(0, 3-len(loves)))
+	hates := genresBy(s, us, minGenre, func(v float64) bool { return v <= -strongAff }, false, 3)
+	meh := genresBy(s, us, minGenre, func(v float64) bool { return v <= -mildAff && v > -strongAff }, false, max(0, 3-len(hates)))
+	if len(loves) > 0 {
+		say([]string{
+			"I love %s films.",
+			"%s films are my favourites.",
+			"I am at my happiest watching %s.",
+			"Give me %s and I am happy.",
+		}, "loves", list(names(loves)))
+	}
+	if len(likes) > 0 {
+		if len(loves) > 0 {
+			say([]string{
+				"I also enjoy %s.",
+				"I have a soft spot for %s as well.",
+				"%s also tend to earn a little more from me.",
+			}, "likes", list(names(likes)))
+		} else {
+			say([]string{
+				"I enjoy %s films.",
+				"I have a soft spot for %s.",
+				"%s tend to earn a little more from me.",
+			}, "likes", list(names(likes)))
+		}
+	}
+	if len(hates) > 0 {
+		say([]string{
+			"I dislike %s films.",
+			"%s rarely work for me.",
+			"I have little patience for %s.",
+		}, "hates", list(names(hates)))
+	}
+	if len(meh) > 0 {
+		say([]string{
+			"%s tend to leave me cold.",
+			"I am lukewarm about %s.",
+			"I rate %s a little below my usual.",
+		}, "meh", list(names(meh)))
+	}
+	if len(loves)+len(likes)+len(hates)+len(meh) == 0 {
+		say([]string{
+			"No genre stands out for me: I rate across genres fairly evenly.",
+			"Genre matters little to me; my ratings are much the same across genres.",
+		}, "even")
+	}
+
+	// What the user watches most (a share, not a liking).
+	var top []scored
+	for k, a := range us.Genre {
+		if a.Count > 0 {
+			top = append(top, scored{s.Genres[k], float64(a.Count)})
+		}
+	}
+	slices.SortFunc(top, func(a, b scored) int {
+		if a.v != b.v {
+			if a.v > b.v {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	if len(top) > 0 {
+		say([]string{
+			"I watch more %s than anything else.",
+			"%s make up much of my viewing.",
+			"Most often I end up watching %s.",
+		}, "share", list(names(top[:min(2, len(top))])))
+	}
+
+	// Eras.
+	best, worst := -1, -1
+	for e, a := range us.Era {
+		if a.Count < minTier {
+			continue
+		}
+		if a.Value >= mildAff && (best < 0 || a.Value > us.Era[best].Value) {
+			best = e
+		}
+		if a.Value <= -mildAff && (worst < 0 || a.Value < us.Era[worst].Value) {
+			worst = e
+		}
+	}
+	if best >= 0 {
+		say([]string{
+			"Films from %s suit me especially well.",
+			"I have a weakness for films from %s.",
+			"I rate films from %s above my usual.",
+		}, "era+", eraPhrase(s.Eras[best]))
+	}
+	if worst >= 0 {
+		say([]string{
+			"Films from %s tend to disappoint me.",
+			"I am less taken with films from %s.",
+		}, "era-", eraPhrase(s.Eras[worst]))
+	}
+
+	// Popularity.
+	if hi, lo := us.Pop[TierHigh], us.Pop[TierLow]; hi.Count >= minTier && lo.Count >= minTier {
+		switch d := hi.Value - lo.Value; {
+		case d >= popGap:
+			say([]string{
+				"I prefer popular crowd-pleasers to lesser-known titles.",
+				"Big, widely seen films win me over more than obscure ones.",
+			}, "pop")
+		case d <= -popGap:
+			say([]string{
+				"I appreciate lesser-known films more than the big hits.",
+				"Obscure titles often reward me more than blockbusters do.",
+			}, "pop")
+		default:
+			say([]string{
+				"Whether a film is famous or obscure makes little difference to my rating.",
+				"I judge big hits and lesser-known films alike.",
+			}, "pop")
+		}
+	}
+
+	// Reputation (quality tiers) and conformity.
+	if hi, lo := us.Quality[TierHigh], us.Quality[TierLow]; hi.Count >= minTier && lo.Count >= minTier {
+		switch d := hi.Value - lo.Value; {
+		case d >= qualGap:
+			say([]string{
+				"Films with strong reputations usually earn my higher marks.",
+				"The widely admired films tend to be the ones I rate best.",
+			}, "qual")
+		case d < qualFlat && t.ConformityLevel == Medium:
+			say([]string{
+				"A film's reputation does little to sway me.",
+				"I judge a film on its own, whatever its reputation.",
+			}, "qual")
+		}
+	}
+	switch t.ConformityLevel {
+	case High:
+		say([]string{
+			"My ratings usually agree with the crowd's.",
+			"I rarely stray far from the consensus.",
+		}, "conf")
+	case Low:
+		say([]string{
+			"My ratings often depart from the consensus.",
+			"I frequently disagree with how others rate a film.",
+		}, "conf")
+	}
+	switch t.DiversityLevel {
+	case High:
+		say([]string{"My tastes range widely across genres.", "I watch across a wide range of genres."}, "div")
+	case Low:
+		say([]string{"I mostly stick to a handful of genres.", "My viewing keeps to a few genres."}, "div")
+	}
+	switch t.ActivityLevel {
+	case High:
+		say([]string{"I rate a great many films.", "I am a prolific rater."}, "act")
+	case Low:
+		say([]string{"I rate films only now and then.", "I do not rate very many films."}, "act")
+	}
+	return strings.Join(out, " ")
+}
+
+// reason writes the clause completing "I rated X r because …" for one
+// training rating: the factors that agree with how the rating sits against
+// the user's mean (the genres' affinities, the item's training average, its
+// era and popularity tier), and at most one factor that goes against it.
+func reason(s *Stats, us *UserStats, id string, item int32, itemID string, rating float64, minGenre int) string {
+	dev := rating - us.Mean
+	choose := func(variants []string, salt string) string {
+		return variants[pick(len(variants), id, itemID, salt)]
+	}
+	sign := 0
+	switch {
+	case dev >= neutral:
+		sign = 1
+	case dev <= -neutral:
+		sign = -1
+	}
+
+	var pro []string
+	var con string
+	// Genres.
+	var posStrong, posMild, negStrong, negMild []string
+	for _, g := range s.itemGenres[item] {
+		a := us.Genre[g]
+		if a.Count < minGenre {
+			continue
+		}
+		name := s.Genres[g]
+		switch {
+		case a.Value >= strongAff:
+			posStrong = append(posStrong, name)
+		case a.Value >= mildAff:
+			posMild = append(posMild, name)
+		case a.Value <= -strongAff:
+			negStrong = append(negStrong, name)
+		case a.Value <= -mildAff:
+			negMild = append(negMild, name)
+		}
+	}
+	switch sign {
+	case 1:
+		if len(posStrong) > 0 {
+			pro = append(pro, fmt.Sprintf(choose([]string{"I love %s films", "%s is my kind of film", "I am a big fan of %s"}, "g+"), list(posStrong)))
+		}
+		if len(posMild) > 0 {
+			pro = append(pro, fmt.Sprintf(choose([]string{"I enjoy %s films", "I have a soft spot for %s"}, "g~"), list(posMild)))
+		}
+		if n := append(negStrong, negMild...); len(n) > 0 {
+			con = fmt.Sprintf(choose([]string{"even though %s is not usually my thing", "although I do not usually care for %s"}, "gc"), list(n))
+		}
+	case -1:
+		if len(negStrong) > 0 {
+			pro = append(pro, fmt.Sprintf(choose([]string{"I dislike %s films", "%s rarely works for me", "I have little patience for %s"}, "g-"), list(negStrong)))
+		}
+		if len(negMild) > 0 {
+			pro = append(pro, fmt.Sprintf(choose([]string{"%s tends to leave me cold", "I am lukewarm about %s"}, "g~"), list(negMild)))
+		}
+		if p := append(posStrong, posMild...); len(p) > 0 {
+			con = fmt.Sprintf(choose([]string{"even though I usually enjoy %s", "although %s is normally a safe bet for me"}, "gc"), list(p))
+		}
+	}
+
+	// The item's training-split average.
+	if int(s.ItemCount[item]) >= s.opt.MinItemRatings {
+		avg := s.ItemMean[item]
+		q := avg - s.GlobalMean
+		a := fmt.Sprintf("%.1f", avg)
+		switch {
+		case sign > 0 && q >= itemGap:
+			pro = append(pro, fmt.Sprintf(choose([]string{
+				"it is one of the better-rated films (%s on average)",
+				"others rate it well too, %s on average",
+				"it has a fine reputation, averaging %s",
+			}, "q"), a))
+		case sign < 0 && q <= -itemGap:
+			pro = append(pro, fmt.Sprintf(choose([]string{
+				"it is poorly regarded in general (%s on average)",
+				"others did not think much of it either, %s on average",
+			}, "q"), a))
+		case sign < 0 && q >= itemGap && con == "":
+			con = fmt.Sprintf(choose([]string{"even though most people rate it well (%s on average)", "although others rate it %s on average"}, "qc"), a)
+		case sign > 0 && q <= -itemGap && con == "":
+			con = fmt.Sprintf(choose([]string{"even though most people rate it poorly (%s on average)", "although others give it just %s on average"}, "qc"), a)
+		}
+	}
+
+	// Era.
+	if e := s.itemEra[item]; e >= 0 && us.Era[e].Count >= minTier {
+		v := us.Era[e].Value
+		switch {
+		case sign > 0 && v >= mildAff:
+			pro = append(pro, fmt.Sprintf(choose([]string{"I like films from %s", "films from %s suit me"}, "e"), eraPhrase(s.Eras[e])))
+		case sign < 0 && v <= -mildAff:
+			pro = append(pro, fmt.Sprintf(choose([]string{"films from %s rarely impress me", "I am less taken with films from %s"}, "e"), eraPhrase(s.Eras[e])))
+		}
+	}
+
+	// Popularity.
+	if t := s.itemPop[item]; t == TierHigh || t == TierLow {
+		if a := us.Pop[t]; a.Count >= minTier {
+			switch {
+			case sign > 0 && a.Value >= mildAff && t == TierHigh:
+				pro = append(pro, "I like a popular crowd-pleaser")
+			case sign > 0 && a.Value >= mildAff && t == TierLow:
+				pro = append(pro, "I enjoy finding lesser-known films")
+			case sign < 0 && a.Value <= -mildAff && t == TierHigh:
+				pro = append(pro, "big popular films often leave me underwhelmed")
+			case sign < 0 && a.Value <= -mildAff && t == TierLow:
+				pro = append(pro, "lesser-known films seldom win me over")
+			}
+		}
+	}
+
+	if len(pro) > 3 {
+		pro = pro[:3]
+	}
+	var b strings.Builder
+	switch {
+	case sign == 0:
+		b.WriteString(fmt.Sprintf(choose([]string{
+			"it was about what I expect from a film, close to my usual %s",
+			"it was decent, in line with my usual %s",
+			"it was fine but nothing special for me, near my usual %s",
+		}, "n"), fmtStars(us.Mean)))
+	case len(pro) == 0 && sign > 0:
+		b.WriteString(choose([]string{"it simply clicked with me", "it surprised me in a good way", "it was better than I expected"}, "p0"))
+	case len(pro) == 0:
+		b.WriteString(choose([]string{"it did not work for me", "it fell short of what I hoped", "it disappointed me"}, "m0"))
+	default:
+		b.WriteString(joinClauses(pro))
+	}
+	if con != "" && sign != 0 {
+		b.WriteString(", ")
+		b.WriteString(con)
+	}
+	return b.String()
+}
+
+func joinClauses(cs []string) string {
+	switch len(cs) {
+	case 1:
+		return cs[0]
+	case 2:
+		return cs[0] + " and " + cs[1]
+	}
+	return strings.Join(cs[:len(cs)-1], ", ") + " and " + cs[len(cs)-1]
+}
