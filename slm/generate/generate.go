@@ -26,6 +26,12 @@ type Options struct {
 	Stop []string
 	// IgnoreEOS keeps generating past end-of-sequence tokens.
 	IgnoreEOS bool
+	// Prefix, when set, holds the keys and values of text that comes
+	// before the prompt (a persona shared by many prompts, computed once
+	// with a LogitsNone Forward). Generation continues a fork of it, so the
+	// prefix can be reused; the prompt holds only the tokens after it, and
+	// the repetition penalty sees only the prompt and the generated tokens.
+	Prefix *slm.Cache
 	// MaxContext is the number of positions the model can hold; 0 takes
 	// the model's own (Config.MaxContext of an *slm.Model), else unbounded.
 	MaxContext int
@@ -98,13 +104,22 @@ func run(ctx context.Context, m Model, isEOS func(int) bool, dec decoder, prompt
 	if len(prompt) == 0 {
 		return st, errors.New("generate: empty prompt: start from the BOS token")
 	}
-	if maxContext > 0 && len(prompt) >= maxContext {
-		return st, fmt.Errorf("generate: the prompt has %d tokens, the model's context %d", len(prompt), maxContext)
+	start0 := 0
+	if opt.Prefix != nil {
+		start0 = opt.Prefix.Len()
+	}
+	if maxContext > 0 && start0+len(prompt) >= maxContext {
+		return st, fmt.Errorf("generate: the prompt has %d tokens after a prefix of %d, the model's context %d", len(prompt), start0, maxContext)
 	}
 	if onToken == nil {
 		onToken = func(string) error { return nil }
 	}
-	cache := m.NewCache()
+	var cache *slm.Cache
+	if opt.Prefix != nil {
+		cache = opt.Prefix.Fork()
+	} else {
+		cache = m.NewCache()
+	}
 	start := time.Now()
 	logits, err := last(m.Forward(ctx, []slm.Sequence{{Cache: cache, Tokens: prompt, Logits: slm.LogitsLast}}))
 	st.Prefill = time.Since(start)
@@ -120,7 +135,7 @@ func run(ctx context.Context, m Model, isEOS func(int) bool, dec decoder, prompt
 	sampler := sample.NewSampler(opt.Sample)
 	stop := sample.NewStopMatcher(opt.Stop...)
 	history := append(make([]int, 0, len(prompt)+opt.MaxTokens), prompt...)
-	pos := len(prompt)
+	pos := start0 + len(prompt)
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err

@@ -10,7 +10,12 @@ import (
 	"testing"
 
 	"github.com/usersim/usersim/slm"
+	"github.com/usersim/usersim/slm/tokenizer"
 )
+
+func tokenizerOpts(tok *tokenizer.Tokenizer) tokenizer.EncodeOptions {
+	return tokenizer.EncodeOptions{AddBOS: tok.AddBOSDefault()}
+}
 
 // TestStoriesGreedy: greedy generation from BOS on stories260K gives the
 // reference ids and text (../shared/golden/stories260K).
@@ -64,5 +69,50 @@ func TestStoriesGreedy(t *testing.T) {
 	}
 	if st.StopReason != StopLength || st.DecodeSteps != len(g.IDs)-1 || st.PromptTokens != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestStoriesPrefix: generating after a cached prefix gives the tokens of
+// generating from the whole prompt, and leaves the prefix reusable.
+func TestStoriesPrefix(t *testing.T) {
+	model := filepath.Join("..", "..", "..", "shared", "models", "stories260K", "stories260K.gguf")
+	if _, err := os.Stat(model); err != nil {
+		t.Skipf("%s is absent (../shared not available)", model)
+	}
+	m, tok, err := slm.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := tok.Encode("Once upon a time, there was a little", tokenizerOpts(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := Generate(context.Background(), m, tok, ids, Options{MaxTokens: 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := 5
+	prefix := m.NewCache()
+	if _, err := m.Forward(context.Background(), []slm.Sequence{{Cache: prefix, Tokens: ids[:split], Logits: slm.LogitsNone}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // twice: the prefix is not consumed
+		var text strings.Builder
+		st, err := Generate(context.Background(), m, tok, ids[split:], Options{MaxTokens: 20, Prefix: prefix}, func(s string) error {
+			text.WriteString(s)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(st.Tokens, whole.Tokens) {
+			t.Fatalf("after a prefix: %v, want %v", st.Tokens, whole.Tokens)
+		}
+		if !strings.HasPrefix(text.String(), " girl") {
+			t.Fatalf("text %q", text.String())
+		}
+		if prefix.Len() != split {
+			t.Fatalf("prefix grew to %d positions", prefix.Len())
+		}
 	}
 }
