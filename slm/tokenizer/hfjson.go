@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -54,15 +55,15 @@ type hfNode struct {
 	Decoders      []json.RawMessage `json:"decoders"`
 	Processors    []json.RawMessage `json:"processors"`
 	// Prepend, Replace, Split, Metaspace, Strip
-	Prepend   string    `json:"prepend"`
-	Pattern   hfPattern `json:"pattern"`
-	Content   *string   `json:"content"`
-	Behavior  string    `json:"behavior"`
-	Invert    bool      `json:"invert"`
-	StripLeft bool      `json:"strip_left"`
-	StripRght bool      `json:"strip_right"`
-	Start     int       `json:"start"`
-	Stop      int       `json:"stop"`
+	Prepend    string    `json:"prepend"`
+	Pattern    hfPattern `json:"pattern"`
+	Content    *string   `json:"content"`
+	Behavior   string    `json:"behavior"`
+	Invert     bool      `json:"invert"`
+	StripLeft  bool      `json:"strip_left"`
+	StripRight bool      `json:"strip_right"`
+	Start      int       `json:"start"`
+	Stop       int       `json:"stop"`
 	// ByteLevel
 	AddPrefixSpace *bool `json:"add_prefix_space"`
 	UseRegex       *bool `json:"use_regex"`
@@ -272,7 +273,7 @@ func fromHFJSON(data []byte) (*Tokenizer, error) {
 	} else {
 		bm.runeID = make(map[rune]int32, 1024)
 		for p, id := range vocab {
-			if r, size := decodeRune(p); size == len(p) && size > 0 {
+			if r, size := utf8.DecodeRuneInString(p); size == len(p) && (r != utf8.RuneError || size > 1) {
 				bm.runeID[r] = int32(id)
 			}
 		}
@@ -326,13 +327,6 @@ func fromHFJSON(data []byte) (*Tokenizer, error) {
 	}
 	t.eog = collectEOG(t, t.eos, nil)
 	return t, nil
-}
-
-func decodeRune(p string) (rune, int) {
-	for _, r := range p {
-		return r, len(string(r))
-	}
-	return 0, 0
 }
 
 func (t *Tokenizer) firstSpecial(names ...string) int {
@@ -526,7 +520,7 @@ func parseNormalizer(raw json.RawMessage) (normalizer, bool, error) {
 		case "Lowercase":
 			return normLowercase{}, nil
 		case "Strip":
-			return normStrip{left: n.StripLeft, right: n.StripRght}, nil
+			return normStrip{left: n.StripLeft, right: n.StripRight}, nil
 		case "Prepend":
 			prepends = true
 			return normPrepend{prefix: n.Prepend}, nil
