@@ -93,16 +93,9 @@ func (g *gemm) parallel() {
 			g.block(0, g.m, 0, g.n, nil, nil)
 			return
 		}
-		mPad := (g.m + mr - 1) / mr * mr
-		p := getBuf(mPad * g.k)
+		p := g.prepackA(t)
 		defer bufPool.Put(p)
 		preA := *p
-		parallelFor(g.m, mr, t, func(lo, hi int) {
-			for pc := 0; pc < g.k; pc += kcBlock {
-				kc := min(kcBlock, g.k-pc)
-				g.packA(preA[pc*mPad+lo*kc:], lo, hi-lo, pc, kc)
-			}
-		})
 		parallelFor(g.n, nr, t, func(lo, hi int) { g.block(0, g.m, lo, hi, preA, nil) })
 		return
 	}
@@ -122,6 +115,21 @@ func (g *gemm) parallel() {
 		}
 	})
 	parallelFor(g.m, mr, t, func(lo, hi int) { g.block(lo, hi, 0, g.n, nil, preB) })
+}
+
+// prepackA packs all of op(A) with t goroutines, in the layout block
+// expects for preA. The caller returns the buffer to bufPool.
+func (g *gemm) prepackA(t int) *[]float32 {
+	mPad := (g.m + mr - 1) / mr * mr
+	p := getBuf(mPad * g.k)
+	preA := *p
+	parallelFor(g.m, mr, t, func(lo, hi int) {
+		for pc := 0; pc < g.k; pc += kcBlock {
+			kc := min(kcBlock, g.k-pc)
+			g.packA(preA[pc*mPad+lo*kc:], lo, hi-lo, pc, kc)
+		}
+	})
+	return p
 }
 
 // block computes rows [i0,i1) and columns [j0,j1) of C on one goroutine:

@@ -249,7 +249,11 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 	}
 	// Prefill: dequantize chunks of weight rows to float32 and run the
 	// blocked GEMM on each chunk.
+	// A is packed once for all chunks.
 	t := workers(m*n*k, (n+nr-1)/nr)
+	pa := (&gemm{m: m, k: k, a: a, lda: k}).prepackA(t)
+	defer bufPool.Put(pa)
+	preA := *pa
 	parallelFor(n, nr, t, func(lo, hi int) {
 		p := getBuf(quantChunk * k)
 		defer bufPool.Put(p)
@@ -265,7 +269,7 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 				}
 			}
 			g := gemm{m: m, n: nc, k: k, a: a, lda: k, b: buf, ldb: k, tb: true, c: c[j0:], ldc: n}
-			g.block(0, m, 0, nc, nil, nil)
+			g.block(0, m, 0, nc, preA, nil)
 		}
 	})
 }
