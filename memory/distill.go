@@ -236,7 +236,7 @@ func revisions(st *Stats, u int32, tr Traits, opt StatsOptions) []Revision {
 				refl = append(refl, fmt.Sprintf("On reflection, I care less for %s than I thought.", list(x)))
 			}
 			if x := minus(dislike, prevDislike); len(x) > 0 {
-				refl = append(refl, fmt.Sprintf("I have noticed that %s often disappoint me.", list(x)))
+				refl = append(refl, fmt.Sprintf("I have noticed that %s films often disappoint me.", list(x)))
 			}
 			if x := minus(prevDislike, dislike); len(x) > 0 {
 				refl = append(refl, fmt.Sprintf("I was too harsh on %s before.", list(x)))

@@ -136,7 +136,7 @@ func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string
 		say([]string{
 			"I love %s films.",
 			"%s films are my favourites.",
-			"I am at my happiest watching %s.",
+			"I am at my happiest watching %s films.",
 			"Give me %s and I am happy.",
 		}, "loves", list(names(loves)))
 	}
@@ -145,28 +145,28 @@ func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string
 			say([]string{
 				"I also enjoy %s.",
 				"I have a soft spot for %s as well.",
-				"%s also tend to earn a little more from me.",
+				"%s films also tend to earn a little more from me.",
 			}, "likes", list(names(likes)))
 		} else {
 			say([]string{
 				"I enjoy %s films.",
 				"I have a soft spot for %s.",
-				"%s tend to earn a little more from me.",
+				"%s films tend to earn a little more from me.",
 			}, "likes", list(names(likes)))
 		}
 	}
 	if len(hates) > 0 {
 		say([]string{
 			"I dislike %s films.",
-			"%s rarely work for me.",
+			"%s films rarely work for me.",
 			"I have little patience for %s.",
 		}, "hates", list(names(hates)))
 	}
 	if len(meh) > 0 {
 		say([]string{
-			"%s tend to leave me cold.",
+			"%s films tend to leave me cold.",
 			"I am lukewarm about %s.",
-			"I rate %s a little below my usual.",
+			"I rate %s films a little below my usual.",
 		}, "meh", list(names(meh)))
 	}
 	if len(loves)+len(likes)+len(hates)+len(meh) == 0 {
@@ -195,7 +195,7 @@ func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string
 	if len(top) > 0 {
 		say([]string{
 			"I watch more %s than anything else.",
-			"%s make up much of my viewing.",
+			"%s films make up much of my viewing.",
 			"Most often I end up watching %s.",
 		}, "share", list(names(top[:min(2, len(top))])))
 	}
@@ -341,10 +341,10 @@ func reason(s *Stats, us *UserStats, id string, item int32, itemID string, ratin
 		}
 	case -1:
 		if len(negStrong) > 0 {
-			pro = append(pro, fmt.Sprintf(choose([]string{"I dislike %s films", "%s rarely works for me", "I have little patience for %s"}, "g-"), list(negStrong)))
+			pro = append(pro, fmt.Sprintf(choose([]string{"I dislike %s films", "%s films rarely work for me", "I have little patience for %s"}, "g-"), list(negStrong)))
 		}
 		if len(negMild) > 0 {
-			pro = append(pro, fmt.Sprintf(choose([]string{"%s tends to leave me cold", "I am lukewarm about %s"}, "g~"), list(negMild)))
+			pro = append(pro, fmt.Sprintf(choose([]string{"%s films tend to leave me cold", "I am lukewarm about %s"}, "g~"), list(negMild)))
 		}
 		if p := append(posStrong, posMild...); len(p) > 0 {
 			con = fmt.Sprintf(choose([]string{"even though I usually enjoy %s", "although %s is normally a safe bet for me"}, "gc"), list(p))
@@ -360,13 +360,13 @@ func reason(s *Stats, us *UserStats, id string, item int32, itemID string, ratin
 		case sign > 0 && q >= itemGap:
 			pro = append(pro, fmt.Sprintf(choose([]string{
 				"it is one of the better-rated films (%s on average)",
-				"others rate it well too, %s on average",
+				"others rate it well too (%s on average)",
 				"it has a fine reputation, averaging %s",
 			}, "q"), a))
 		case sign < 0 && q <= -itemGap:
 			pro = append(pro, fmt.Sprintf(choose([]string{
 				"it is poorly regarded in general (%s on average)",
-				"others did not think much of it either, %s on average",
+				"others did not think much of it either (%s on average)",
 			}, "q"), a))
 		case sign < 0 && q >= itemGap && con == "":
 			con = fmt.Sprintf(choose([]string{"even though most people rate it well (%s on average)", "although others rate it %s on average"}, "qc"), a)

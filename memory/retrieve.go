@@ -1,0 +1,202 @@
+package memory
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/usersim/usersim/dataset"
+)
+
+// ItemEmbedder maps an item (dense index) to a vector. Retrieval compares
+// vectors by cosine similarity.
+type ItemEmbedder interface {
+	Embed(item int32) []float32
+}
+
+// FeatureOptions weigh the blocks of the built-in item embedding.
+type FeatureOptions struct {
+	Genre   float64 // weight of the genre one-hot block (unit length); default 1
+	Era     float64 // weight of the standardised release year; default 0.5
+	Pop     float64 // weight of the standardised log training count; default 0.5
+	Average float64 // weight of the standardised training average; default 0.5
+}
+
+func (o *FeatureOptions) fill() {
+	if o.Genre == 0 && o.Era == 0 && o.Pop == 0 && o.Average == 0 {
+		*o = FeatureOptions{Genre: 1, Era: 0.5, Pop: 0.5, Average: 0.5}
+	}
+}
+
+// FeatureEmbedder is the built-in ItemEmbedder: an item's genres one-hot
+// (scaled to unit length), its standardised release year, popularity
+// (log training count) and training-split average, each block weighted,
+// and the whole vector normalised to unit length. Everything comes from the
+// training statistics.
+type FeatureEmbedder struct {
+	dim  int
+	vecs []float32 // NumItems × dim
+}
+
+// NewFeatureEmbedder precomputes the vectors of every item of st's dataset.
+func NewFeatureEmbedder(st *Stats, opt FeatureOptions) *FeatureEmbedder {
+	opt.fill()
+	ng := len(st.Genres)
+	dim := ng + 3
+	ni := len(st.ItemCount)
+	e := &FeatureEmbedder{dim: dim, vecs: make([]float32, ni*dim)}
+	// Standardise the item averages over items with training ratings.
+	var sum, sq, n float64
+	for i, c := range st.ItemCount {
+		if c > 0 {
+			sum += st.ItemMean[i]
+			sq += st.ItemMean[i] * st.ItemMean[i]
+			n++
+		}
+	}
+	am, asd := meanSD(sum, sq, n)
+	for i := range ni {
+		v := e.vecs[i*dim : (i+1)*dim]
+		gs := st.itemGenres[i]
+		for _, g := range gs {
+			v[g] = float32(opt.Genre / math.Sqrt(float64(len(gs))))
+		}
+		v[ng] = float32(opt.Era * st.YearZ(int32(i)))
+		if st.ItemCount[i] > 0 {
+			v[ng+1] = float32(opt.Pop * st.PopZ(int32(i)))
+			if asd > 0 {
+				v[ng+2] = float32(opt.Average * (st.ItemMean[i] - am) / asd)
+			}
+		}
+		normalize(v)
+	}
+	return e
+}
+
+// Dim returns the vectors' length.
+func (e *FeatureEmbedder) Dim() int { return e.dim }
+
+// Embed returns item's vector (unit length, or zero for an item with no
+// features). The slice aliases the embedder; do not modify it.
+func (e *FeatureEmbedder) Embed(item int32) []float32 {
+	if item < 0 || int(item)*e.dim >= len(e.vecs) {
+		return nil
+	}
+	return e.vecs[int(item)*e.dim : int(item+1)*e.dim]
+}
+
+func normalize(v []float32) {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	if s == 0 {
+		return
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for k := range v {
+		v[k] *= inv
+	}
+}
+
+// Cosine returns the cosine similarity of a and b (0 when either is zero or
+// their lengths differ).
+func Cosine(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return 0
+	}
+	var dot, na, nb float64
+	for k := range a {
+		dot += float64(a[k]) * float64(b[k])
+		na += float64(a[k]) * float64(a[k])
+		nb += float64(b[k]) * float64(b[k])
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+// Retriever finds a user's remembered interactions most similar to a target
+// item.
+type Retriever struct {
+	d   *dataset.Dataset
+	emb ItemEmbedder
+}
+
+// NewRetriever returns a retriever over d's items, embedded by emb.
+func NewRetriever(d *dataset.Dataset, emb ItemEmbedder) *Retriever {
+	return &Retriever{d: d, emb: emb}
+}
+
+// RetrieveOption restricts or adjusts a retrieval.
+type RetrieveOption func(*retrieveConfig)
+
+type retrieveConfig struct {
+	before    int
+	hasBefore bool
+}
+
+// Before keeps only memories with Order < order: those earlier in the
+// user's history than the interaction at position order (RAFT training
+// retrieves only from what came before the example).
+func Before(order int) RetrieveOption {
+	return func(c *retrieveConfig) { c.before, c.hasBefore = order, true }
+}
+
+// Scored is a retrieved memory and its cosine similarity to the target.
+type Scored struct {
+	Interaction
+	Score float64 `json:"score"`
+}
+
+// Retrieve returns the k memories (of one user) most similar to the target
+// item, most similar first. Ties are broken by the more recent memory
+// (higher Order), then by item ID, so the result is deterministic. The
+// paper uses k = 1. A memory naming an item d lacks is an error.
+func (r *Retriever) Retrieve(target int32, memories []Interaction, k int, opts ...RetrieveOption) ([]Scored, error) {
+	var c retrieveConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	if target < 0 || int(target) >= r.d.NumItems() {
+		return nil, fmt.Errorf("retrieve: target item index %d out of range [0, %d)", target, r.d.NumItems())
+	}
+	if k <= 0 {
+		return nil, nil
+	}
+	tv := r.emb.Embed(target)
+	out := make([]Scored, 0, min(k+1, len(memories)))
+	for _, m := range memories {
+		if c.hasBefore && m.Order >= c.before {
+			continue
+		}
+		i, ok := r.d.ItemIndex(m.Item)
+		if !ok {
+			return nil, fmt.Errorf("retrieve: memory of user %s names unknown item %q", m.User, m.Item)
+		}
+		s := Scored{Interaction: m, Score: Cosine(tv, r.emb.Embed(i))}
+		// Keep out sorted, at most k long (k is small: insertion).
+		pos, _ := slices.BinarySearchFunc(out, s, better)
+		if pos >= k {
+			continue
+		}
+		out = slices.Insert(out, pos, s)
+		if len(out) > k {
+			out = out[:k]
+		}
+	}
+	return out, nil
+}
+
+// better orders a before b when a ranks higher.
+func better(a, b Scored) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Order, a.Order); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Item, b.Item)
+}
