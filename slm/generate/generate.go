@@ -89,118 +89,219 @@ type decoder interface {
 // a possible stop string). An error from onToken stops generation and is
 // returned.
 func Generate(ctx context.Context, m Model, tok *tokenizer.Tokenizer, prompt []int, opt Options, onToken func(text string) error) (Stats, error) {
-	if tok == nil {
-		return Stats{}, errors.New("generate: no tokenizer")
+	st, err := GenerateBatch(ctx, m, tok, []Request{{Prompt: prompt, Options: opt, OnToken: onToken}})
+	if len(st) == 0 {
+		return Stats{PromptTokens: len(prompt)}, err
 	}
-	maxContext := opt.MaxContext
-	if sm, ok := m.(*slm.Model); ok && maxContext == 0 {
-		maxContext = sm.Config.MaxContext
-	}
-	return run(ctx, m, tok.IsEOS, tok.NewStreamDecoder(), prompt, maxContext, opt, onToken)
+	return st[0], err
 }
 
-func run(ctx context.Context, m Model, isEOS func(int) bool, dec decoder, prompt []int, maxContext int, opt Options, onToken func(string) error) (Stats, error) {
-	st := Stats{PromptTokens: len(prompt)}
-	if len(prompt) == 0 {
-		return st, errors.New("generate: empty prompt: start from the BOS token")
+// Request is one generation of a batch.
+type Request struct {
+	Prompt  []int
+	Options Options
+	OnToken func(text string) error // may be nil
+}
+
+// GenerateBatch runs several generations together: one Forward prefills
+// all prompts, and each later Forward advances every unfinished sequence
+// by one token, which is faster than running them one after another. The
+// Stats of request i are at index i; the prefill and decode times are
+// those of the shared batches. An error (from the model, the context or an
+// OnToken) stops the whole batch and is returned with the Stats so far.
+func GenerateBatch(ctx context.Context, m Model, tok *tokenizer.Tokenizer, reqs []Request) ([]Stats, error) {
+	if tok == nil {
+		return nil, errors.New("generate: no tokenizer")
+	}
+	modelContext := 0
+	if sm, ok := m.(*slm.Model); ok {
+		modelContext = sm.Config.MaxContext
+	}
+	seqs := make([]*seq, len(reqs))
+	for i, r := range reqs {
+		seqs[i] = newSeq(r, tok.IsEOS, tok.NewStreamDecoder(), modelContext)
+	}
+	return runBatch(ctx, m, seqs)
+}
+
+// seq is the state of one generation.
+type seq struct {
+	opt        Options
+	onToken    func(string) error
+	isEOS      func(int) bool
+	dec        decoder
+	prompt     []int
+	maxContext int
+
+	cache   *slm.Cache
+	sampler *sample.Sampler
+	stop    *sample.StopMatcher
+	history []int
+	pos     int // positions in the cache after the pending token
+	st      Stats
+	done    bool
+}
+
+func newSeq(r Request, isEOS func(int) bool, dec decoder, modelContext int) *seq {
+	s := &seq{opt: r.Options, onToken: r.OnToken, isEOS: isEOS, dec: dec, prompt: r.Prompt, maxContext: r.Options.MaxContext}
+	if s.maxContext == 0 {
+		s.maxContext = modelContext
+	}
+	if s.onToken == nil {
+		s.onToken = func(string) error { return nil }
+	}
+	s.st.PromptTokens = len(r.Prompt)
+	return s
+}
+
+// start checks the prompt and sets up the cache, sampler and decoder.
+func (s *seq) start(m Model) error {
+	if len(s.prompt) == 0 {
+		return errors.New("generate: empty prompt: start from the BOS token")
 	}
 	start0 := 0
-	if opt.Prefix != nil {
-		start0 = opt.Prefix.Len()
-	}
-	if maxContext > 0 && start0+len(prompt) >= maxContext {
-		return st, fmt.Errorf("generate: the prompt has %d tokens after a prefix of %d, the model's context %d", len(prompt), start0, maxContext)
-	}
-	if onToken == nil {
-		onToken = func(string) error { return nil }
-	}
-	var cache *slm.Cache
-	if opt.Prefix != nil {
-		cache = opt.Prefix.Fork()
+	if s.opt.Prefix != nil {
+		start0 = s.opt.Prefix.Len()
+		s.cache = s.opt.Prefix.Fork()
 	} else {
-		cache = m.NewCache()
+		s.cache = m.NewCache()
 	}
-	start := time.Now()
-	logits, err := last(m.Forward(ctx, []slm.Sequence{{Cache: cache, Tokens: prompt, Logits: slm.LogitsLast}}))
-	st.Prefill = time.Since(start)
-	if err != nil {
-		return st, fmt.Errorf("generate: prefill: %w", err)
+	if s.maxContext > 0 && start0+len(s.prompt) >= s.maxContext {
+		return fmt.Errorf("generate: the prompt has %d tokens after a prefix of %d, the model's context %d", len(s.prompt), start0, s.maxContext)
 	}
 	// Prime the decoder with the prompt, so that the first generated piece
 	// is decoded in context (SentencePiece decoders drop the space of the
 	// first piece of a text only).
-	for _, id := range prompt {
-		dec.Push(id)
+	for _, id := range s.prompt {
+		s.dec.Push(id)
 	}
-	sampler := sample.NewSampler(opt.Sample)
-	stop := sample.NewStopMatcher(opt.Stop...)
-	history := append(make([]int, 0, len(prompt)+opt.MaxTokens), prompt...)
-	pos := start0 + len(prompt)
-	for {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		id := sampler.Sample(logits, history)
-		if id < 0 {
-			return st, errors.New("generate: the model returned no logits")
-		}
-		if !opt.IgnoreEOS && isEOS(id) {
-			st.StopReason = StopEOS
-			break
-		}
-		history = append(history, id)
-		st.Tokens = append(st.Tokens, id)
-		emit, stopped := stop.Push(dec.Push(id))
-		if emit != "" {
-			if err := onToken(emit); err != nil {
-				return st, err
-			}
-		}
-		if stopped {
-			st.StopReason = StopString
-			st.StopString, _ = stop.Stopped()
-			return st, nil
-		}
-		if opt.MaxTokens > 0 && len(st.Tokens) >= opt.MaxTokens {
-			st.StopReason = StopLength
-			break
-		}
-		if maxContext > 0 && pos+1 >= maxContext {
-			st.StopReason = StopContext
-			break
-		}
-		start := time.Now()
-		logits, err = last(m.Forward(ctx, []slm.Sequence{{Cache: cache, Tokens: []int{id}, Logits: slm.LogitsLast}}))
-		st.Decode += time.Since(start)
-		st.DecodeSteps++
-		pos++
-		if err != nil {
-			return st, fmt.Errorf("generate: step %d: %w", len(st.Tokens), err)
-		}
-	}
-	// The end: release what the decoder and the stop matcher held back.
-	emit, stopped := stop.Push(dec.Flush())
-	if !stopped {
-		emit += stop.Flush()
-	} else {
-		st.StopReason = StopString
-		st.StopString, _ = stop.Stopped()
-	}
-	if emit != "" {
-		if err := onToken(emit); err != nil {
-			return st, err
-		}
-	}
-	return st, nil
+	s.sampler = sample.NewSampler(s.opt.Sample)
+	s.stop = sample.NewStopMatcher(s.opt.Stop...)
+	s.history = append(make([]int, 0, len(s.prompt)+s.opt.MaxTokens), s.prompt...)
+	s.pos = start0 + len(s.prompt)
+	return nil
 }
 
-// last picks the one logits row of a single-sequence Forward.
-func last(out [][][]float32, err error) ([]float32, error) {
-	if err != nil {
-		return nil, err
+// step samples the next token from logits and emits its text. It returns
+// the token to feed the model next, or done.
+func (s *seq) step(logits []float32) (next int, done bool, err error) {
+	id := s.sampler.Sample(logits, s.history)
+	if id < 0 {
+		return 0, true, errors.New("generate: the model returned no logits")
 	}
-	if len(out) != 1 || len(out[0]) != 1 {
-		return nil, fmt.Errorf("forward returned %d sequences, want 1 row of logits", len(out))
+	if !s.opt.IgnoreEOS && s.isEOS(id) {
+		s.st.StopReason = StopEOS
+		return 0, true, s.finish()
 	}
-	return out[0][0], nil
+	s.history = append(s.history, id)
+	s.st.Tokens = append(s.st.Tokens, id)
+	emit, stopped := s.stop.Push(s.dec.Push(id))
+	if emit != "" {
+		if err := s.onToken(emit); err != nil {
+			return 0, true, err
+		}
+	}
+	switch {
+	case stopped:
+		s.st.StopReason = StopString
+		s.st.StopString, _ = s.stop.Stopped()
+		return 0, true, nil
+	case s.opt.MaxTokens > 0 && len(s.st.Tokens) >= s.opt.MaxTokens:
+		s.st.StopReason = StopLength
+		return 0, true, s.finish()
+	case s.maxContext > 0 && s.pos+1 >= s.maxContext:
+		s.st.StopReason = StopContext
+		return 0, true, s.finish()
+	}
+	s.pos++
+	return id, false, nil
+}
+
+// finish releases what the decoder and the stop matcher held back.
+func (s *seq) finish() error {
+	emit, stopped := s.stop.Push(s.dec.Flush())
+	if !stopped {
+		emit += s.stop.Flush()
+	} else {
+		s.st.StopReason = StopString
+		s.st.StopString, _ = s.stop.Stopped()
+	}
+	if emit != "" {
+		return s.onToken(emit)
+	}
+	return nil
+}
+
+func runBatch(ctx context.Context, m Model, seqs []*seq) ([]Stats, error) {
+	stats := func() []Stats {
+		out := make([]Stats, len(seqs))
+		for i, s := range seqs {
+			out[i] = s.st
+		}
+		return out
+	}
+	batch := make([]slm.Sequence, 0, len(seqs))
+	active := make([]*seq, 0, len(seqs))
+	for i, s := range seqs {
+		if err := s.start(m); err != nil {
+			return stats(), fmt.Errorf("request %d: %w", i, err)
+		}
+		batch = append(batch, slm.Sequence{Cache: s.cache, Tokens: s.prompt, Logits: slm.LogitsLast})
+		active = append(active, s)
+	}
+	prefill := true
+	for len(active) > 0 {
+		if err := ctx.Err(); err != nil {
+			return stats(), err
+		}
+		t0 := time.Now()
+		out, err := m.Forward(ctx, batch)
+		d := time.Since(t0)
+		if err == nil && len(out) != len(batch) {
+			err = fmt.Errorf("forward returned %d sequences for %d", len(out), len(batch))
+		}
+		if err != nil {
+			if prefill {
+				return stats(), fmt.Errorf("generate: prefill: %w", err)
+			}
+			return stats(), fmt.Errorf("generate: decode: %w", err)
+		}
+		for _, s := range active {
+			if prefill {
+				s.st.Prefill = d
+			} else {
+				s.st.Decode += d
+				s.st.DecodeSteps++
+			}
+		}
+		prefill = false
+		nextBatch, nextActive := batch[:0], active[:0]
+		for i, s := range active {
+			if len(out[i]) != 1 {
+				return stats(), fmt.Errorf("generate: forward returned %d rows of logits, want 1", len(out[i]))
+			}
+			id, done, err := s.step(out[i][0])
+			if err != nil {
+				return stats(), err
+			}
+			if done {
+				s.done = true
+				continue
+			}
+			nextBatch = append(nextBatch, slm.Sequence{Cache: s.cache, Tokens: []int{id}, Logits: slm.LogitsLast})
+			nextActive = append(nextActive, s)
+		}
+		batch, active = nextBatch, nextActive
+	}
+	return stats(), nil
+}
+
+// run generates one sequence (the tests' entry point, with any decoder).
+func run(ctx context.Context, m Model, isEOS func(int) bool, dec decoder, prompt []int, maxContext int, opt Options, onToken func(string) error) (Stats, error) {
+	if opt.MaxContext == 0 {
+		opt.MaxContext = maxContext
+	}
+	s := newSeq(Request{Prompt: prompt, Options: opt, OnToken: onToken}, isEOS, dec, 0)
+	st, err := runBatch(ctx, m, []*seq{s})
+	return st[0], err
 }

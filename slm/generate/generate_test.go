@@ -27,11 +27,15 @@ func (c *chain) Forward(ctx context.Context, batch []slm.Sequence) ([][][]float3
 		return nil, err
 	}
 	c.calls++
-	toks := batch[0].Tokens
-	c.fed = append(c.fed, toks...)
-	l := make([]float32, len(c.next))
-	l[c.next[toks[len(toks)-1]]] = 10
-	return [][][]float32{{l}}, nil
+	var out [][][]float32
+	for _, sq := range batch {
+		toks := sq.Tokens
+		c.fed = append(c.fed, toks...)
+		l := make([]float32, len(c.next))
+		l[c.next[toks[len(toks)-1]]] = 10
+		out = append(out, [][]float32{l})
+	}
+	return out, nil
 }
 
 // words decodes token i as the i-th word, holding nothing back.
@@ -179,5 +183,30 @@ func TestPromptPrimesDecoder(t *testing.T) {
 	}
 	if got.String() != " a" {
 		t.Fatalf("continuation %q, want %q", got.String(), " a")
+	}
+}
+
+// TestBatchLoop: sequences leave the batch as they finish; each gets its
+// own tokens and text.
+func TestBatchLoop(t *testing.T) {
+	m, w := newChain()
+	var a, b strings.Builder
+	seqs := []*seq{
+		newSeq(Request{Prompt: []int{1}, Options: Options{MaxTokens: 2}, OnToken: func(s string) error { a.WriteString(s); return nil }}, isEOS, w, 0),
+		newSeq(Request{Prompt: []int{3, 2}, OnToken: func(s string) error { b.WriteString(s); return nil }}, isEOS, w, 0),
+	}
+	st, err := runBatch(context.Background(), m, seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != " upon a" || b.String() != " a time" {
+		t.Fatalf("texts %q, %q", a.String(), b.String())
+	}
+	if !slices.Equal(st[0].Tokens, []int{2, 3}) || !slices.Equal(st[1].Tokens, []int{3, 4, 5}) || st[0].StopReason != StopLength || st[1].StopReason != StopEOS {
+		t.Fatalf("stats %+v", st)
+	}
+	// Prefill of both, then steps with 2, 1 and 1 sequences.
+	if m.calls != 4 || !slices.Equal(m.fed, []int{1, 3, 2, 2, 3, 4, 5}) {
+		t.Fatalf("%d forward calls fed %v", m.calls, m.fed)
 	}
 }

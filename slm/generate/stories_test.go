@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/usersim/usersim/slm"
+	"github.com/usersim/usersim/slm/sample"
 	"github.com/usersim/usersim/slm/tokenizer"
 )
 
@@ -114,5 +115,56 @@ func TestStoriesPrefix(t *testing.T) {
 		if prefix.Len() != split {
 			t.Fatalf("prefix grew to %d positions", prefix.Len())
 		}
+	}
+}
+
+// TestStoriesBatch: a batch of generations (different prompts, lengths,
+// sampling and stops) gives what each gives alone.
+func TestStoriesBatch(t *testing.T) {
+	model := filepath.Join("..", "..", "..", "shared", "models", "stories260K", "stories260K.gguf")
+	if _, err := os.Stat(model); err != nil {
+		t.Skipf("%s is absent (../shared not available)", model)
+	}
+	m, tok, err := slm.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []Request
+	for i, p := range []string{"", "Once upon a time", "Tom had a big dog. One day", "The sun"} {
+		ids := []int{tok.BOS()}
+		if p != "" {
+			if ids, err = tok.Encode(p, tokenizerOpts(tok)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		opt := Options{MaxTokens: 10 + 7*i}
+		switch i {
+		case 2:
+			opt.Sample = sample.Options{Temperature: 0.9, TopK: 20, Seed: 5}
+		case 3:
+			opt.Stop = []string{"."}
+		}
+		reqs = append(reqs, Request{Prompt: ids, Options: opt})
+	}
+	texts := make([]strings.Builder, len(reqs))
+	for i := range reqs {
+		reqs[i].OnToken = func(s string) error { texts[i].WriteString(s); return nil }
+	}
+	batch, err := GenerateBatch(context.Background(), m, tok, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reqs {
+		var alone strings.Builder
+		st, err := Generate(context.Background(), m, tok, r.Prompt, r.Options, func(s string) error { alone.WriteString(s); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(st.Tokens, batch[i].Tokens) || alone.String() != texts[i].String() || st.StopReason != batch[i].StopReason {
+			t.Fatalf("request %d: batch %v %q (%s), alone %v %q (%s)", i, batch[i].Tokens, texts[i].String(), batch[i].StopReason, st.Tokens, alone.String(), st.StopReason)
+		}
+	}
+	if batch[3].StopReason != StopString {
+		t.Fatalf("request 3 should stop at \".\": %+v", batch[3])
 	}
 }
