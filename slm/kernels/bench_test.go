@@ -166,15 +166,34 @@ func BenchmarkMatMulLayouts(b *testing.B) {
 }
 
 // BenchmarkParallelOverhead measures starting and joining the goroutines
-// of one kernel call with no work in them.
+// of one kernel call with no work in them (what parallelFor does), against
+// handing the work to a persistent worker over a channel (the alternative
+// design, kept here only to measure it).
 func BenchmarkParallelOverhead(b *testing.B) {
 	for _, th := range []int{1, 2} {
-		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) {
+		b.Run(fmt.Sprintf("impl=goroutines/threads=%d", th), func(b *testing.B) {
 			for b.Loop() {
 				parallelFor(64, 1, th, func(lo, hi int) {})
 			}
 		})
 	}
+	b.Run("impl=pool/threads=2", func(b *testing.B) {
+		work := make(chan func())
+		done := make(chan struct{})
+		go func() {
+			for f := range work {
+				f()
+				done <- struct{}{}
+			}
+		}()
+		defer close(work)
+		f := func() {}
+		for b.Loop() {
+			work <- f
+			f()
+			<-done
+		}
+	})
 }
 
 // BenchmarkVector measures the vector kernels on decode-sized rows:
