@@ -31,6 +31,10 @@ type CVSummary struct {
 	MAE        MeanStd `json:"mae"`
 	URR        MeanStd `json:"urr"`
 	FitSeconds MeanStd `json:"fit_seconds"`
+	// DeltaRMSE is the RMSE difference from the reference predictor
+	// (Options.Reference) across folds; nil for the reference itself.
+	Reference string   `json:"reference,omitempty"`
+	DeltaRMSE *MeanStd `json:"delta_rmse,omitempty"`
 }
 
 // CVResults are the results of every fold and their summary.
@@ -61,16 +65,24 @@ func CrossValidate(ctx context.Context, d *dataset.Dataset, folds []*split.Split
 	}
 	cv.Dataset, cv.Scale = cv.Folds[0].Dataset, cv.Folds[0].Scale
 	for pi, p := range cv.Folds[0].Predictors {
-		var rmse, mae, urr, fit []float64
+		var rmse, mae, urr, fit, delta []float64
 		for _, f := range cv.Folds {
 			q := f.Predictors[pi]
 			rmse = append(rmse, float64(q.RMSE))
 			mae = append(mae, float64(q.MAE))
 			urr = append(urr, float64(q.URR))
 			fit = append(fit, q.FitSeconds)
+			if q.VsReference != nil {
+				delta = append(delta, float64(q.VsReference.DeltaRMSE))
+			}
 		}
-		cv.Summary = append(cv.Summary, CVSummary{Name: p.Name, Folds: len(cv.Folds),
-			RMSE: meanStdOf(rmse), MAE: meanStdOf(mae), URR: meanStdOf(urr), FitSeconds: meanStdOf(fit)})
+		sum := CVSummary{Name: p.Name, Folds: len(cv.Folds),
+			RMSE: meanStdOf(rmse), MAE: meanStdOf(mae), URR: meanStdOf(urr), FitSeconds: meanStdOf(fit)}
+		if len(delta) == len(cv.Folds) {
+			d := meanStdOf(delta)
+			sum.Reference, sum.DeltaRMSE = p.VsReference.Reference, &d
+		}
+		cv.Summary = append(cv.Summary, sum)
 	}
 	return cv, nil
 }
@@ -97,9 +109,18 @@ func (cv *CVResults) WriteTable(w io.Writer) error {
 		names = append(names, s.Name)
 	}
 	nw := nameWidth(names...)
-	writeRow(tw, nw, []string{"model", "RMSE", "MAE", "URR", "fit s"})
+	ref := cv.reference()
+	head := []string{"model", "RMSE", "MAE", "URR"}
+	if ref != "" {
+		head = append(head, "ΔRMSE vs "+ref)
+	}
+	writeRow(tw, nw, append(head, "fit s"))
 	for _, s := range cv.Summary {
-		writeRow(tw, nw, []string{s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean), fmt.Sprintf("%.2f", float64(s.FitSeconds.Mean))})
+		row := []string{s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean)}
+		if ref != "" {
+			row = append(row, pmDelta(s.DeltaRMSE))
+		}
+		writeRow(tw, nw, append(row, fmt.Sprintf("%.2f", float64(s.FitSeconds.Mean))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -112,10 +133,18 @@ func (cv *CVResults) WriteMarkdown(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# Rating prediction: %s, %d-fold cross-validation\n\n", cv.Dataset, len(cv.Folds))
 	fmt.Fprintf(bw, "**Split.** %s. Each fold's model is trained on the other folds' rows only. Values are mean ± standard deviation across folds (population std, as Surprise reports); metrics are over valid answers.\n\n", capitalise(cv.foldWords()))
-	fmt.Fprintln(bw, "| model | RMSE | MAE | URR | fit s |")
-	fmt.Fprintln(bw, "|---|---|---|---|---|")
+	ref := cv.reference()
+	if ref != "" {
+		fmt.Fprintf(bw, "| model | RMSE | MAE | URR | ΔRMSE vs %s | fit s |\n|---|---|---|---|---|---|\n", ref)
+	} else {
+		fmt.Fprint(bw, "| model | RMSE | MAE | URR | fit s |\n|---|---|---|---|---|\n")
+	}
 	for _, s := range cv.Summary {
-		fmt.Fprintf(bw, "| %s | %s | %s | %s | %.2f |\n", s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean), float64(s.FitSeconds.Mean))
+		fmt.Fprintf(bw, "| %s | %s | %s | %s |", s.Name, pm(s.RMSE), pm(s.MAE), f3(s.URR.Mean))
+		if ref != "" {
+			fmt.Fprintf(bw, " %s |", pmDelta(s.DeltaRMSE))
+		}
+		fmt.Fprintf(bw, " %.2f |\n", float64(s.FitSeconds.Mean))
 	}
 	fmt.Fprintln(bw, "\n**Per fold (RMSE):**")
 	fmt.Fprintln(bw)
@@ -161,3 +190,21 @@ func (cv *CVResults) foldWords() string {
 }
 
 func pm(m MeanStd) string { return f4(m.Mean) + " ± " + f4(m.Std) }
+
+func pmDelta(m *MeanStd) string {
+	if m == nil {
+		return "(reference)"
+	}
+	return signed(m.Mean) + " ± " + f4(m.Std)
+}
+
+// reference returns the name of the predictor the others were compared
+// with, or "".
+func (cv *CVResults) reference() string {
+	for _, s := range cv.Summary {
+		if s.DeltaRMSE != nil {
+			return s.Reference
+		}
+	}
+	return ""
+}

@@ -276,6 +276,12 @@ func TestCrossValidate(t *testing.T) {
 	if s := cv.Summary[1]; math.Abs(float64(s.RMSE.Mean)-m) > 1e-12 || math.Abs(float64(s.RMSE.Std)-sd) > 1e-12 || s.Name != "bias" {
 		t.Errorf("summary %+v, want mean %v std %v", s, m, sd)
 	}
+	if s := cv.Summary[0]; s.DeltaRMSE == nil || s.Reference != "bias" || math.Abs(float64(s.DeltaRMSE.Mean)-(float64(s.RMSE.Mean)-m)) > 1e-12 {
+		t.Errorf("global mean vs bias across folds: %+v", s)
+	}
+	if cv.Summary[1].DeltaRMSE != nil {
+		t.Error("the reference has a delta")
+	}
 	// Each fold trains on its own rows: fold results differ.
 	if v[0] == v[1] && v[1] == v[2] {
 		t.Error("identical RMSE on every fold")
