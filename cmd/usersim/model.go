@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,7 +241,8 @@ func chatTemplate(path, arch string, tok *tokenizer.Tokenizer) (chat.Template, e
 		if len(cfg) == 0 {
 			return chat.ForArch(arch, bos, eos)
 		}
-		return chat.Detect(arch, cfg)
+		t, err := chat.Detect(arch, cfg)
+		return fallbackTemplate(t, err, arch, bos, eos)
 	}
 	g, err := gguf.Open(path)
 	if err != nil {
@@ -250,12 +252,27 @@ func chatTemplate(path, arch string, tok *tokenizer.Tokenizer) (chat.Template, e
 	src, err := g.String("tokenizer.chat_template")
 	switch {
 	case err == nil:
-		return chat.Jinja(src, bos, eos)
+		t, err := chat.Jinja(src, bos, eos)
+		return fallbackTemplate(t, err, arch, bos, eos)
 	case errors.Is(err, gguf.ErrNotFound):
 		return chat.ForArch(arch, bos, eos)
 	default:
 		return chat.Template{}, fmt.Errorf("%s: %w", path, err)
 	}
+}
+
+// fallbackTemplate replaces a model's chat template that the Jinja engine
+// cannot compile by the family's built-in format, with a warning.
+func fallbackTemplate(t chat.Template, err error, arch, bos, eos string) (chat.Template, error) {
+	if err == nil {
+		return t, nil
+	}
+	b, berr := chat.ForArch(arch, bos, eos)
+	if berr != nil {
+		return chat.Template{}, err
+	}
+	slog.Warn("using the built-in chat format instead of the model's template", "format", b.Format, "err", err)
+	return b, nil
 }
 
 func newModelConvertCmd() *cobra.Command {
