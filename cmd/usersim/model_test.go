@@ -124,6 +124,38 @@ func TestModelChatStories(t *testing.T) {
 	if !strings.HasPrefix(out, "<s>[INST] hi [/INST]") {
 		t.Fatalf("chat prompt: %q", out)
 	}
+	// A Hugging Face directory's template from tokenizer_config.json; one
+	// the engine cannot compile falls back to the built-in format.
+	hf := filepath.Join(t.TempDir(), "hf")
+	if _, _, err := runModel(t, "convert", gguf, hf); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(hf, "tokenizer_config.json")
+	for _, tc := range []struct{ template, want string }{
+		{"{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}", "<s><system>be nice<user>hi<assistant>"},
+		{"{% for %}", "<s>[INST] <<SYS>>\nbe nice\n<</SYS>>\n\nhi [/INST]"},
+	} {
+		b, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["chat_template"] = tc.template
+		b, _ = json.Marshal(cfg)
+		if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := runModel(t, "generate", hf, "--chat", "--system", "be nice", "-p", "hi", "--echo", "-t", "0", "-n", "2", "-q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out, tc.want) {
+			t.Fatalf("template %q: prompt %q, want prefix %q", tc.template, out, tc.want)
+		}
+	}
 }
 
 func TestModelInfoAndConvert(t *testing.T) {
