@@ -282,3 +282,44 @@ func FuzzFromHF(f *testing.F) {
 		}
 	})
 }
+
+// TestMistralToGGUF: a SentencePiece-style tokenizer.json (Mistral, 32k
+// pieces, byte fallback) → GGUF scores: llama.cpp's SentencePiece merging
+// over the derived scores encodes like the BPE merges.
+func TestMistralToGGUF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("32k-token vocabulary: skipped with -short")
+	}
+	p := shared(t, "tokenizers/mistral/tokenizer.json")
+	strs := testStrings(t)
+	tj, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(`{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": true}`)
+	orig, err := tokenizer.FromHFJSON(tj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := FromHF(tj, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Model != "llama" || v.AddSpacePrefix == nil || !*v.AddSpacePrefix {
+		t.Fatalf("model %q space prefix %v", v.Model, v.AddSpacePrefix)
+	}
+	gv, err := FromGGUFMeta(v.GGUFMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEncodingIDs(t, "tokenizer.json → gguf", orig, tok, strs)
+	hf, err := tokenizer.FromHFDir(writeHF(t, gv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEncodingIDs(t, "tokenizer.json → gguf → tokenizer.json", orig, hf, strs)
+}
