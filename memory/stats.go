@@ -264,17 +264,21 @@ func (s *Stats) tiers(key func(i int) (float64, bool)) []int8 {
 	})
 	var cum int64
 	for k := 0; k < len(items); {
-		// Items with equal keys share a tier.
+		// Items with equal keys share a tier: the third in which the
+		// middle of their ratings falls.
 		ka, _ := key(items[k])
-		tier := int8(min(2, 3*cum/max(total, 1)))
-		for ; k < len(items); k++ {
-			kb, _ := key(items[k])
-			if kb != ka {
+		end, group := k, int64(0)
+		for ; end < len(items); end++ {
+			if kb, _ := key(items[end]); kb != ka {
 				break
 			}
-			out[items[k]] = tier
-			cum += int64(s.ItemCount[items[k]])
+			group += int64(s.ItemCount[items[end]])
 		}
+		tier := int8(min(2, (6*cum+3*group)/(2*max(total, 1))))
+		for ; k < end; k++ {
+			out[items[k]] = tier
+		}
+		cum += group
 	}
 	return out
 }
