@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/dataset/synth"
 	"github.com/usersim/usersim/eval"
 	"github.com/usersim/usersim/eval/baseline"
 )
@@ -47,6 +48,7 @@ type evalBaselinesFlags struct {
 	bootstrap   int
 	perUser     bool
 	reference   string
+	oracle      bool
 }
 
 func newEvalBaselinesCmd() *cobra.Command {
@@ -89,6 +91,7 @@ func newEvalBaselinesCmd() *cobra.Command {
 	fs.StringVar(&f.baselines, "baselines", strings.Join(eval.DefaultBaselines, ","), "comma-separated `list` of baselines to run")
 	fs.IntVar(&f.bootstrap, "bootstrap", 1000, "user-level bootstrap resamples for the confidence intervals (0: none)")
 	fs.StringVar(&f.reference, "reference", "bias", "compare every baseline with this one (paired bootstrap); \"none\" for no comparison")
+	fs.BoolVar(&f.oracle, "oracle", true, "synthetic data: add the oracle E[r|u,i], whose error is the world's noise floor")
 	fs.BoolVar(&f.perUser, "per-user", false, "keep every user's RMSE and MAE in results.json")
 	return cmd
 }
@@ -111,8 +114,16 @@ func runEvalBaselines(cmd *cobra.Command, f *evalBaselinesFlags) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "loading %s\n", f.src.Name)
-	d, err := f.src.load(ctx)
-	if err != nil {
+	var d *dataset.Dataset
+	if f.src.Name == "synthetic" && f.oracle {
+		// The world's truth gives the oracle; load it as loadData would.
+		w, err := loadWorld(f.src.Dir)
+		if err != nil {
+			return err
+		}
+		d = w.Dataset
+		ps = append(ps, baseline.NewOracle(w.Expected))
+	} else if d, err = f.src.load(ctx); err != nil {
 		return err
 	}
 	opt := eval.Options{Seed: f.seed, Bootstrap: f.bootstrap, PerUserRows: f.perUser, Progress: stderr, Reference: f.reference}
@@ -151,6 +162,15 @@ func runEvalBaselines(cmd *cobra.Command, f *evalBaselinesFlags) error {
 		return err
 	}
 	return emit(cmd.OutOrStdout(), stderr, f, res.WriteJSON, res.WriteTable, res.WriteFiles)
+}
+
+// loadWorld reads the synthetic world written in dir, or generates the
+// default world when dir is empty, keeping its truth.
+func loadWorld(dir string) (*synth.World, error) {
+	if dir != "" {
+		return synth.Load(dir)
+	}
+	return synth.Generate(synth.DefaultConfig())
 }
 
 // makeSplit loads --split FILE or makes the split the protocol flags ask for.

@@ -30,7 +30,7 @@ func TestEvalBaselinesCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"paper protocol", "global-mean", "bias", "temporal"} {
+	for _, want := range []string{"paper protocol", "global-mean", "bias", "temporal", "oracle"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -42,7 +42,7 @@ func TestEvalBaselinesCLI(t *testing.T) {
 	}
 
 	// Reusing the saved split gives the same rows and the same numbers.
-	js, err := runEvalCLI(t, "eval", "baselines", "--baselines", "bias", "--split", splitFile, "--json", "--bootstrap", "100")
+	js, err := runEvalCLI(t, "eval", "baselines", "--baselines", "bias", "--split", splitFile, "--json", "--bootstrap", "100", "--oracle=false")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -333,3 +333,28 @@ func TestNormal(t *testing.T) {
 		t.Error("draws not a deterministic function of the pair")
 	}
 }
+
+func TestOracle(t *testing.T) {
+	w := newWorld(10, 5, 5, 1, 1, 0.3, 0.3, 0.2)
+	o := NewOracle(func(u, i int32) float64 { return float64(u) + float64(i) })
+	if !math.IsNaN(o.Predict(0, 0)) {
+		t.Error("unfitted oracle answered")
+	}
+	if err := o.Fit(context.Background(), w.d, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		u, i int32
+		want float64
+	}{{1, 2, 3}, {4, 4, 5}, {0, 0, 1}} { // clamped to 1..5
+		if got := o.Predict(c.u, c.i); got != c.want {
+			t.Errorf("Predict(%d,%d) = %v, want %v", c.u, c.i, got, c.want)
+		}
+	}
+	if got := o.Predict(5, 0); !math.IsNaN(got) {
+		t.Errorf("out-of-range user → %v, want NaN", got)
+	}
+	if err := NewOracle(nil).Fit(context.Background(), w.d, nil); err == nil {
+		t.Error("oracle without a function fitted")
+	}
+}
