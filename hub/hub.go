@@ -254,6 +254,9 @@ func Pull(ctx context.Context, repo, rev string, opt Options) (snapshotDir strin
 	if rev == "" {
 		rev = "main"
 	}
+	if !filepath.IsLocal(filepath.FromSlash(rev)) || strings.ContainsAny(rev, "\\\x00") || len(rev) > 256 {
+		return "", fmt.Errorf("hub: bad revision %q", rev)
+	}
 	defaults := len(opt.Include) == 0
 	opt, err = opt.withDefaults()
 	if err != nil {

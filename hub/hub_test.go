@@ -596,6 +596,14 @@ func TestRelativeRedirect(t *testing.T) {
 	}
 }
 
+func TestBadRevision(t *testing.T) {
+	for _, rev := range []string{"../../etc", "/abs", `a\b`} {
+		if _, err := Pull(context.Background(), "acme/x", rev, Options{CacheDir: t.TempDir(), Endpoint: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "bad revision") {
+			t.Errorf("revision %q: %v", rev, err)
+		}
+	}
+}
+
 func TestHostileServer(t *testing.T) {
 	h := newFakeHub(t)
 	h.files["../../evil.json"] = remoteFile{data: []byte("x")}
