@@ -37,6 +37,7 @@ type fakeHub struct {
 	files    map[string]remoteFile
 	token    string // required when not ""
 	gated    bool
+	apiOpen  bool // the revision API answers without a token (gated repos)
 
 	mu        sync.Mutex
 	requests  []string // "METHOD path" on both servers
@@ -163,7 +164,7 @@ func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
-		if !h.authorize(w, r) {
+		if !h.apiOpen && !h.authorize(w, r) {
 			return
 		}
 		if rev != "main" && rev != commit {
@@ -517,6 +518,7 @@ func TestPullErrors(t *testing.T) {
 		{"private without token", func(h *fakeHub) { h.token = "hf_good" }, "", "", "main", ErrUnauthorized, "set HF_TOKEN"},
 		{"private with a bad token", func(h *fakeHub) { h.token = "hf_good" }, "hf_bad", "", "main", ErrUnauthorized, "token in HF_TOKEN was refused"},
 		{"gated", func(h *fakeHub) { h.token = "hf_good"; h.gated = true }, "", "", "main", ErrUnauthorized, "gated"},
+		{"gated files, public listing", func(h *fakeHub) { h.token = "hf_good"; h.gated = true; h.apiOpen = true }, "", "", "main", ErrUnauthorized, "accept its terms"},
 		{"unknown repo", nil, "", "acme/nothing", "main", ErrNotFound, "check the repository id"},
 		{"unknown revision", nil, "", "", "v9", ErrNotFound, "no such revision"},
 	}
@@ -536,7 +538,7 @@ func TestPullErrors(t *testing.T) {
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.message) {
 				t.Fatalf("error %v, want %v with %q", err, tt.is, tt.message)
 			}
-			if n := h.count("GET /api"); n != 1 {
+			if n := h.count("GET /api"); n != 1 || h.count("HEAD ") > 1 {
 				t.Fatalf("%d API requests: a refusal must not be retried", n)
 			}
 		})
