@@ -93,7 +93,9 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 			mx = v
 		}
 	}
-	if math.IsInf(float64(mx), -1) || math.IsNaN(float64(mx)) {
+	if math.IsInf(float64(mx), 0) || math.IsNaN(float64(mx)) {
+		// Nothing finite to sample from, or an overflow at a tiny
+		// temperature or an infinite logit: the best token.
 		return argmax(x)
 	}
 	c, w, total := s.candidates(x, mx)

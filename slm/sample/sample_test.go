@@ -267,6 +267,8 @@ func TestEdgeCases(t *testing.T) {
 		{"nan sampled", Options{Temperature: 1, TopK: 1}, []float32{nan, 1, 3, nan}, 2},
 		{"all -inf but one", Options{Temperature: 1}, []float32{inf, inf, 0, inf}, 2},
 		{"tie takes first", Options{}, []float32{1, 5, 5, 2}, 1},
+		{"tiny temperature", Options{Temperature: 1e-38, TopP: 0.9}, []float32{1, 5, 3, 2}, 1},
+		{"infinite logit", Options{Temperature: 1}, []float32{1, float32(math.Inf(1)), 3}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
