@@ -112,3 +112,38 @@ func BenchmarkScoreRating(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeBatch8 decodes 8 sequences at once (one token each per
+// Forward): weights are read once per step for all 8, so throughput grows.
+func BenchmarkDecodeBatch8(b *testing.B) {
+	for _, kind := range []string{"F32", "Q8_0"} {
+		b.Run(kind, func(b *testing.B) {
+			m := benchModel(b, kind)
+			prev := kernels.Threads()
+			kernels.SetThreads(2)
+			defer kernels.SetThreads(prev)
+			ctx := context.Background()
+			batch := make([]Sequence, 8)
+			for i := range batch {
+				batch[i] = Sequence{Cache: m.NewCache(), Tokens: make([]int, 16), Logits: LogitsNone}
+			}
+			if _, err := m.Forward(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			for i := range batch {
+				batch[i].Tokens, batch[i].Logits = []int{i + 1}, LogitsLast
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out, err := m.Forward(ctx, batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for j := range batch {
+					batch[j].Tokens[0] = argmax(out[j][0])
+				}
+			}
+			b.ReportMetric(float64(8*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
