@@ -2,7 +2,6 @@ package memory
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -10,25 +9,30 @@ import (
 
 // Thresholds of the stats distiller's words, in stars of affinity.
 const (
-	strongAff = 0.5  // "love", "dislike"
-	mildAff   = 0.2  // "enjoy", "lukewarm"
-	minTier   = 5    // ratings a tier or era needs before it is talked about
-	popGap    = 0.3  // popular vs lesser-known affinity gap worth a sentence
-	qualGap   = 0.6  // top-rated vs weaker gap: "reputation matters"
-	qualFlat  = 0.2  // below this gap: "reputation does little"
-	styleGap  = 0.3  // user mean vs global mean: generous / demanding
-	itemGap   = 0.3  // item average vs global mean: better / worse regarded
-	neutral   = 0.5  // |rating − mean| below this is an ordinary rating
+	strongAff = 0.5 // "love", "dislike"
+	mildAff   = 0.2 // "enjoy", "lukewarm"
+	minTier   = 5   // ratings a tier or era needs before it is talked about
+	popGap    = 0.3 // popular vs lesser-known affinity gap worth a sentence
+	qualGap   = 0.6 // top-rated vs weaker gap: "reputation matters"
+	qualFlat  = 0.2 // below this gap: "reputation does little"
+	styleGap  = 0.3 // user mean vs global mean: generous / demanding
+	itemGap   = 0.3 // item average vs global mean: better / worse regarded
+	neutral   = 0.5 // |rating − mean| below this is an ordinary rating
 )
 
 // pick chooses one of n phrasings deterministically from the keys.
 func pick(n int, keys ...string) int {
-	h := fnv.New64a()
+	// FNV-1a over the keys, each followed by a zero byte.
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
 	for _, k := range keys {
-		h.Write([]byte(k))
-		h.Write([]byte{0})
+		for i := 0; i < len(k); i++ {
+			h ^= uint64(k[i])
+			h *= prime
+		}
+		h *= prime // the separator: h ^= 0; h *= prime
 	}
-	return int(h.Sum64() % uint64(n))
+	return int(h % uint64(n))
 }
 
 // list joins names as English: "A", "A and B", "A, B and C".
