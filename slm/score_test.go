@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -109,6 +110,50 @@ func TestHidden(t *testing.T) {
 		m.output().Forward(logits, row, 1)
 		if d := maxDiff(logits, out[0][i]); d > 1e-5 {
 			t.Errorf("position %d: hidden·Wᵀ differs from the logits by %g", i, d)
+		}
+	}
+}
+
+// TestScoreConcurrent scores from one shared prefix in several goroutines
+// at once (run with -race): results equal the sequential ones.
+func TestScoreConcurrent(t *testing.T) {
+	cfg := testConfigs(t)["qwen2"]
+	m := randomModel(t, cfg, 13)
+	ctx := context.Background()
+	prefix := m.NewCache()
+	rng := rand.New(rand.NewPCG(1, 3))
+	if _, err := m.Forward(ctx, []Sequence{{Cache: prefix, Tokens: randomTokens(rng, 100, cfg.Vocab), Logits: LogitsNone}}); err != nil {
+		t.Fatal(err)
+	}
+	prompts := make([][]int, 8)
+	want := make([][]float64, len(prompts))
+	cands := [][]int{{1}, {2, 3}, {4}}
+	for i := range prompts {
+		prompts[i] = randomTokens(rng, 5+i, cfg.Vocab)
+		var err error
+		if want[i], err = m.Score(ctx, prefix, prompts[i], cands); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([][]float64, len(prompts))
+	errs := make([]error, len(prompts))
+	var wg sync.WaitGroup
+	for i := range prompts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = m.Score(ctx, prefix, prompts[i], cands)
+		}()
+	}
+	wg.Wait()
+	for i := range prompts {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		for j := range cands {
+			if math.Abs(got[i][j]-want[i][j]) > 1e-6 {
+				t.Errorf("prompt %d candidate %d: %g concurrently, %g alone", i, j, got[i][j], want[i][j])
+			}
 		}
 	}
 }
