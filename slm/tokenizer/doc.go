@@ -21,7 +21,11 @@
 // matched only when EncodeOptions.ParseSpecial is set; otherwise their text
 // is encoded like any other text. The text between two matched tokens is
 // encoded on its own, so SentencePiece-style tokenizers give each such
-// segment its own dummy-prefix space.
+// segment its own dummy-prefix space. Hugging Face tokenizers always match
+// special tokens, so ParseSpecial reproduces them; SentencePiece, llama.cpp's
+// default and OpenAI's GPT-2 encoder do not, which is the default here.
+// EncodeOptions.Continuation encodes text that continues a prompt without
+// the dummy prefix.
 //
 // # Decoding
 //
@@ -38,9 +42,29 @@
 // is exactly where Encode put one. DecodeOptions.Continuation keeps it, for
 // ids that continue earlier text (generated tokens after a prompt).
 //
-// Encode∘Decode is the identity on valid UTF-8 except where a tokenizer is
+// This differs from Hugging Face's decode only next to special tokens:
+// there "<s>" + "▁Hello" decodes to "<s> Hello", here to "<s>Hello", the
+// text that was encoded.
+//
+// Decode(Encode(s)) == s for valid UTF-8 s except where a tokenizer is
 // lossy by design: normalizers (Qwen's NFC turns NFD text into NFC),
 // SentencePiece's treatment of a literal U+2581 "▁" (it means space, so it
 // decodes to " "), and SentencePiece models trained with
 // remove_extra_whitespaces (runs of spaces collapse).
+//
+// # Known limits
+//
+//   - SentencePiece: only the BPE model type and the "identity"
+//     normalization rule (no precompiled charsmap, no Unigram); UNUSED
+//     pieces are never produced (SentencePiece may merge through them and
+//     split them again; none of the supported vocabularies has any);
+//     USER_DEFINED pieces are matched in the raw text like added tokens, as
+//     llama.cpp does, not inside the normalized text.
+//   - tokenizer.json: BPE models only; added tokens marked normalized=true
+//     are matched in the raw text (the same thing unless the normalizer
+//     changes them; the families above all use normalized=false).
+//   - The GPT-2, Qwen2 and Llama 3 pre-tokenizer regexes run on a
+//     hand-written matcher, checked against regexp2 by tests and a fuzzer;
+//     other Split regexes run on regexp2 (.NET semantics), whose \s, \p{L}
+//     and \p{N} agree with the Oniguruma/Rust classes on these patterns.
 package tokenizer
