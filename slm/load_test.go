@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usersim/usersim/slm/gguf"
 	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
 )
@@ -168,5 +169,75 @@ func TestQuantizedForward(t *testing.T) {
 				t.Errorf("position %d: argmax %d, reference %d", i, argmax(q8[0][i]), argmax(ref[i]))
 			}
 		}
+	}
+}
+
+// TestLoadGGUFValidation breaks the stories260K GGUF one way at a time.
+func TestLoadGGUFValidation(t *testing.T) {
+	src := filepath.Join(sharedDir(t, "models", "stories260K"), "stories260K.gguf")
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var tensors []gguf.WriteTensor
+	for _, ti := range f.Tensors {
+		data, _, err := f.TensorData(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensors = append(tensors, gguf.WriteTensor{Name: ti.Name, Shape: ti.Shape, Type: ti.Type, Data: data})
+	}
+	setMeta := func(key string, v gguf.Value) []gguf.KV {
+		meta := append([]gguf.KV(nil), f.Meta...)
+		for i := range meta {
+			if meta[i].Key == key {
+				meta[i].Value = v
+				return meta
+			}
+		}
+		return append(meta, gguf.KV{Key: key, Value: v})
+	}
+	drop := func(name string) []gguf.WriteTensor {
+		var out []gguf.WriteTensor
+		for _, wt := range tensors {
+			if wt.Name != name {
+				out = append(out, wt)
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		meta    []gguf.KV
+		tensors []gguf.WriteTensor
+		want    string
+	}{
+		{"missing tensor", f.Meta, drop("blk.2.ffn_up.weight"), "blk.2.ffn_up.weight: missing"},
+		{"unknown architecture", setMeta("general.architecture", gguf.String("gptj")), tensors, `unsupported general.architecture "gptj"`},
+		{"wrong kv head count", setMeta("llama.attention.head_count_kv", gguf.Uint32(2)), tensors, "blk.0.attn_k.weight: shape [32 64], want [16 64]"},
+		{"partial rope", setMeta("llama.attention.head_count", gguf.Uint32(16)), tensors, "partial rotary embeddings"},
+		{"missing eps", func() []gguf.KV {
+			var m []gguf.KV
+			for _, kv := range f.Meta {
+				if kv.Key != "llama.attention.layer_norm_rms_epsilon" {
+					m = append(m, kv)
+				}
+			}
+			return m
+		}(), tensors, "llama.attention.layer_norm_rms_epsilon"},
+		{"yarn scaling", setMeta("llama.rope.scaling.type", gguf.String("yarn")), tensors, "yarn is not supported"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.gguf")
+			if err := gguf.WriteFile(path, tc.meta, tc.tensors); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadModel(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
