@@ -30,5 +30,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDataCmd())
 	root.AddCommand(newEvalCmd())
 	root.AddCommand(newModelCmd())
+	root.AddCommand(newDistillCmd())
 	return root
 }
