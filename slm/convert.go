@@ -426,7 +426,7 @@ func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
 			}
 		}
 	}
-	m, err := loadGGUF(f)
+	m, err := loadGGUF(f, LoadOptions{})
 	if err != nil {
 		return fmt.Errorf("convert %s: %w", src, err)
 	}

@@ -214,13 +214,13 @@ func f64s(v []float32) []float64 {
 
 // loadGGUF reads the model of an open GGUF file (weights are copied, so
 // the file may be closed afterwards).
-func loadGGUF(f *gguf.File) (*Model, error) {
+func loadGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 	cfg, err := ConfigFromGGUF(f)
 	if err != nil {
 		return nil, err
 	}
 	m := &Model{Config: *cfg}
-	if err := m.loadWeights(ggufSource{f}, FormatGGUF, ggufIgnored); err != nil {
+	if err := m.loadWeights(ggufSource{f}, FormatGGUF, ggufIgnored, o); err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	return m, nil

@@ -41,13 +41,13 @@ func hfIgnored(cfg *Config) func(string) bool {
 // loadHFDir reads config.json and the safetensors weights (model.safetensors
 // or the shards of model.safetensors.index.json) of a Hugging Face
 // directory.
-func loadHFDir(dir string) (*Model, error) {
+func loadHFDir(dir string, o LoadOptions) (*Model, error) {
 	set, err := safetensors.OpenDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer set.Close()
-	return loadHF(filepath.Join(dir, "config.json"), set)
+	return loadHF(filepath.Join(dir, "config.json"), set, o)
 }
 
 // LoadHF reads a model from a Hugging Face config.json and one safetensors
@@ -58,14 +58,14 @@ func LoadHF(configPath, safetensorsPath string) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
-	m, err := loadHF(configPath, f)
+	m, err := loadHF(configPath, f, LoadOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", safetensorsPath, err)
 	}
 	return m, nil
 }
 
-func loadHF(configPath string, st stTensors) (*Model, error) {
+func loadHF(configPath string, st stTensors, o LoadOptions) (*Model, error) {
 	data, err := os.ReadFile(configPath)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func loadHF(configPath string, st stTensors) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", configPath, err)
 	}
 	m := &Model{Config: *cfg}
-	if err := m.loadWeights(stSource{st}, FormatHF, hfIgnored(cfg)); err != nil {
+	if err := m.loadWeights(stSource{st}, FormatHF, hfIgnored(cfg), o); err != nil {
 		return nil, err
 	}
 	return m, nil

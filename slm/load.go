@@ -122,7 +122,7 @@ func (m *Model) InitRandom(rng *rand.Rand, std float32) error {
 // format f does. Every tensor the config requires must be present with the
 // right shape and a supported type; extra tensors are an error too, except
 // those listed in ignored (rotary caches and the like).
-func (m *Model) loadWeights(src tensorSource, f Format, ignore func(string) bool) error {
+func (m *Model) loadWeights(src tensorSource, f Format, ignore func(string) bool, o LoadOptions) error {
 	m.Layers = make([]Layer, m.Config.Layers)
 	specs, err := m.specs()
 	if err != nil {
@@ -150,7 +150,7 @@ func (m *Model) loadWeights(src tensorSource, f Format, ignore func(string) bool
 			return fmt.Errorf("tensor %s: %d bytes of data, want %d for %v %v", name, len(t.Data), want, t.DType, t.Shape)
 		}
 		if s.Linear != nil {
-			l, err := linearFrom(t, s.Shape[0], s.Shape[1])
+			l, err := linearFrom(t, s.Shape[0], s.Shape[1], o)
 			if err != nil {
 				return fmt.Errorf("tensor %s: %w", name, err)
 			}
@@ -191,9 +191,18 @@ func reverse(s []int64) []int64 {
 	return r
 }
 
+// LoadOptions adjust how a model's weights are kept in memory.
+type LoadOptions struct {
+	// QuantizeQ8_0 converts float weight matrices (F32, F16, BF16, and
+	// quantized types without a kernel) whose rows are whole Q8_0 blocks to
+	// Q8_0 one at a time as they are loaded, so that a 16-bit checkpoint
+	// never needs its float32 size in memory. Like Model.QuantizeQ8_0.
+	QuantizeQ8_0 bool
+}
+
 // linearFrom keeps quantized weights that have a kernel as they are and
-// converts everything else to float32.
-func linearFrom(t rawTensor, out, in int) (Linear, error) {
+// converts everything else to float32 (or Q8_0, see LoadOptions).
+func linearFrom(t rawTensor, out, in int, o LoadOptions) (Linear, error) {
 	l := Linear{Out: out, In: in}
 	if _, ok := quantKernels[t.DType]; ok {
 		l.DType, l.Q = t.DType, append([]byte(nil), t.Data...)
@@ -204,6 +213,11 @@ func linearFrom(t rawTensor, out, in int) (Linear, error) {
 		return l, err
 	}
 	l.DType, l.W = tensor.F32, w
+	if o.QuantizeQ8_0 && in%32 == 0 {
+		if err := l.quantizeQ8_0(); err != nil {
+			return l, err
+		}
+	}
 	return l, nil
 }
 

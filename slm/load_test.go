@@ -1,6 +1,7 @@
 package slm
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math"
@@ -239,5 +240,38 @@ func TestLoadGGUFValidation(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoadQuantizeQ8_0 quantizes while loading: the same weights as
+// quantizing after loading, and logits near the float64 golden ones.
+func TestLoadQuantizeQ8_0(t *testing.T) {
+	dir := sharedDir(t, "golden", "hf", "phi3")
+	q, err := LoadModelWith(dir, LoadOptions{QuantizeQ8_0: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.QuantizeQ8_0(); err != nil {
+		t.Fatal(err)
+	}
+	ql, ml := q.linears(), m.linears()
+	for i := range ql {
+		if ql[i].DType != tensor.Q8_0 || !bytes.Equal(ql[i].Q, ml[i].Q) {
+			t.Fatalf("linear %d: %v, differs from QuantizeQ8_0 after loading", i, ql[i].DType)
+		}
+	}
+	var g hfGolden
+	readJSON(t, filepath.Join(dir, "golden_logits.json"), &g)
+	s := g.Sequences[1]
+	out, err := q.Forward(context.Background(), []Sequence{{Cache: q.NewCache(), Tokens: s.InputIDs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(out[0][0], s.LastLogits); d > 2e-2 || d < 1e-6 {
+		t.Errorf("Q8_0 last logits differ from the F32 golden by %g", d)
 	}
 }

@@ -281,15 +281,23 @@ func (m *Model) QuantizeQ8_0() error {
 		if l.DType != tensor.F32 || l.In%32 != 0 {
 			continue
 		}
-		rb, err := tensor.Q8_0.RowBytes(l.In)
-		if err != nil {
+		if err := l.quantizeQ8_0(); err != nil {
 			return err
 		}
-		q := make([]byte, rb*l.Out)
-		if err := tensor.Quantize(q, l.W, tensor.Q8_0); err != nil {
-			return err
-		}
-		l.Q, l.W, l.DType = q, nil, tensor.Q8_0
 	}
+	return nil
+}
+
+// quantizeQ8_0 converts float32 weights (In a multiple of 32) to Q8_0.
+func (l *Linear) quantizeQ8_0() error {
+	rb, err := tensor.Q8_0.RowBytes(l.In)
+	if err != nil {
+		return err
+	}
+	q := make([]byte, rb*l.Out)
+	if err := tensor.Quantize(q, l.W, tensor.Q8_0); err != nil {
+		return err
+	}
+	l.Q, l.W, l.DType = q, nil, tensor.Q8_0
 	return nil
 }

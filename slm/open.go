@@ -15,13 +15,16 @@ import (
 // copied into memory: float32, or quantized blocks for the types with a
 // kernel (Q8_0, Q4_0, Q4_K, Q6_K); F16, BF16 and other types are converted
 // to float32.
-func LoadModel(path string) (*Model, error) {
+func LoadModel(path string) (*Model, error) { return LoadModelWith(path, LoadOptions{}) }
+
+// LoadModelWith is LoadModel with options.
+func LoadModelWith(path string, o LoadOptions) (*Model, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	if st.IsDir() {
-		m, err := loadHFDir(path)
+		m, err := loadHFDir(path, o)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
@@ -32,7 +35,7 @@ func LoadModel(path string) (*Model, error) {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	defer f.Close()
-	m, err := loadGGUF(f)
+	m, err := loadGGUF(f, o)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
@@ -42,13 +45,16 @@ func LoadModel(path string) (*Model, error) {
 // Load reads a model and its tokenizer from a GGUF file (tokenizer from the
 // tokenizer.ggml.* metadata) or a Hugging Face directory (tokenizer.json or
 // tokenizer.model, with tokenizer_config.json and generation_config.json).
-func Load(path string) (*Model, *tokenizer.Tokenizer, error) {
+func Load(path string) (*Model, *tokenizer.Tokenizer, error) { return LoadWith(path, LoadOptions{}) }
+
+// LoadWith is Load with options.
+func LoadWith(path string, o LoadOptions) (*Model, *tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load: %w", err)
 	}
 	if st.IsDir() {
-		m, err := LoadModel(path)
+		m, err := LoadModelWith(path, o)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -63,7 +69,7 @@ func Load(path string) (*Model, *tokenizer.Tokenizer, error) {
 		return nil, nil, fmt.Errorf("load: %w", err)
 	}
 	defer f.Close()
-	m, err := loadGGUF(f)
+	m, err := loadGGUF(f, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
