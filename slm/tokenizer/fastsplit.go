@@ -56,36 +56,62 @@ func runeAt(s string, i int) (rune, int) {
 	return utf8.DecodeRuneInString(s[i:])
 }
 
-func isL(r rune) bool {
-	if r < utf8.RuneSelf {
-		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z'
+// Character classes of the patterns: \p{L}, \p{N}, \s and the rest.
+const (
+	clsOther uint8 = iota
+	clsL
+	clsN
+	clsS
+)
+
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := range t {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			t[c] = clsL
+		case '0' <= c && c <= '9':
+			t[c] = clsN
+		case c == ' ', '\t' <= c && c <= '\r':
+			t[c] = clsS
+		}
 	}
-	return unicode.IsLetter(r)
+	return t
+}()
+
+func classOf(r rune) uint8 {
+	switch {
+	case r < 0:
+		return 255 // end of text: no class
+	case r < utf8.RuneSelf:
+		return asciiClass[r]
+	case unicode.IsLetter(r):
+		return clsL
+	case unicode.IsNumber(r):
+		return clsN
+	case unicode.IsSpace(r):
+		return clsS
+	}
+	return clsOther
 }
 
-func isN(r rune) bool {
-	if r < utf8.RuneSelf {
-		return '0' <= r && r <= '9'
-	}
-	return unicode.IsNumber(r)
-}
+func isL(r rune) bool     { return classOf(r) == clsL }
+func isN(r rune) bool     { return classOf(r) == clsN }
+func isOther(r rune) bool { return classOf(r) == clsOther }
 
-func isS(r rune) bool {
-	if r < utf8.RuneSelf {
-		return r == ' ' || '\t' <= r && r <= '\r'
-	}
-	return unicode.IsSpace(r)
-}
-
-// isOther is [^\s\p{L}\p{N}].
-func isOther(r rune) bool { return r >= 0 && !isS(r) && !isL(r) && !isN(r) }
-
-// span returns the end of the run of runes satisfying f from i.
-func span(s string, i int, f func(rune) bool) int {
+// spanClass returns the end of the run of characters of class c from i.
+// An invalid byte reads as U+FFFD, class "other", as in regexp2.
+func spanClass(s string, i int, c uint8) int {
 	for i < len(s) {
-		r, n := runeAt(s, i)
-		if !f(r) {
-			break
+		if b := s[i]; b < utf8.RuneSelf {
+			if asciiClass[b] != c {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if classOf(r) != c {
+			return i
 		}
 		i += n
 	}
@@ -145,22 +171,22 @@ func (p fastSplit) match(s string, i int) int {
 			r2, n2 := runeAt(s, i+1)
 			switch {
 			case isL(r2):
-				return span(s, i+1+n2, isL) - start
+				return spanClass(s, i+1+n2, clsL) - start
 			case isN(r2):
-				return span(s, i+1+n2, isN) - start
+				return spanClass(s, i+1+n2, clsN) - start
 			case isOther(r2):
-				return span(s, i+1+n2, isOther) - start
+				return spanClass(s, i+1+n2, clsOther) - start
 			}
 		}
 		switch {
 		case isL(r):
-			return span(s, i+n, isL) - start
+			return spanClass(s, i+n, clsL) - start
 		case isN(r):
-			return span(s, i+n, isN) - start
+			return spanClass(s, i+n, clsN) - start
 		case isOther(r):
-			return span(s, i+n, isOther) - start
+			return spanClass(s, i+n, clsOther) - start
 		}
-		return trailingSpaces(s, i, span(s, i, isS))
+		return trailingSpaces(s, i, spanClass(s, i, clsS))
 	}
 
 	// Qwen2 / Llama 3.
@@ -170,11 +196,11 @@ func (p fastSplit) match(s string, i int) int {
 	// [^\r\n\p{L}\p{N}]?\p{L}+
 	if r != '\r' && r != '\n' && !isL(r) && !isN(r) {
 		if r2, n2 := runeAt(s, i+n); isL(r2) {
-			return span(s, i+n+n2, isL) - i
+			return spanClass(s, i+n+n2, clsL) - i
 		}
 	}
 	if isL(r) {
-		return span(s, i+n, isL) - i
+		return spanClass(s, i+n, clsL) - i
 	}
 	// \p{N} or \p{N}{1,3}
 	if isN(r) {
@@ -199,12 +225,14 @@ func (p fastSplit) match(s string, i int) int {
 		}
 	}
 	if r2, _ := runeAt(s, j); isOther(r2) {
-		j = span(s, j, isOther)
-		j = span(s, j, func(r rune) bool { return r == '\r' || r == '\n' })
+		j = spanClass(s, j, clsOther)
+		for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
+			j++
+		}
 		return j - i
 	}
 	// \s*[\r\n]+ : the whitespace run up to its last \r or \n.
-	end := span(s, i, isS)
+	end := spanClass(s, i, clsS)
 	for k := end; k > i; {
 		r2, n2 := utf8.DecodeLastRuneInString(s[i:k])
 		if r2 == '\r' || r2 == '\n' {
