@@ -28,6 +28,28 @@
 // and the three traits; each sentence has one polarity and rests on the
 // numbers in Profile.Features. The phrasing is chosen among several by a
 // hash of the user's ID, so it varies across users and never across runs.
+// With StatsOptions.Revisions it also emulates the paper's batch-by-batch
+// reading: after each batch of 10 ratings in time order the description is
+// rewritten from the ratings read so far and a reflection names the genres
+// the batch revealed or undid ("However, I have realized that I also
+// appreciate Horror.").
+//
+// A user's training history is read oldest first: by timestamp, ties by row;
+// without timestamps (ml-1m's ratings_no_ts.dat) in the rows' file order.
+//
+// # Trait population
+//
+// The trait levels cut at percentiles of a population: by default the users
+// being profiled (a paper split's 200 sampled users, so levels rank a user
+// among its peers), or with PopulationAll every user with a training rating.
+//
+// # Retrieval
+//
+// A Retriever embeds the target item and a user's remembered items with an
+// ItemEmbedder (built in: FeatureEmbedder, from genres, release year,
+// popularity and training average) and returns the top k by cosine
+// similarity; Before(order) keeps only memories earlier than a position in
+// the history, as RAFT training examples need.
 package memory
 
 import (

@@ -200,3 +200,12 @@ func better(a, b Scored) int {
 	}
 	return cmp.Compare(a.Item, b.Item)
 }
+
+// GroupByUser groups interactions by user ID, keeping their order.
+func GroupByUser(ms []Interaction) map[string][]Interaction {
+	out := map[string][]Interaction{}
+	for _, m := range ms {
+		out[m.User] = append(out[m.User], m)
+	}
+	return out
+}
