@@ -125,10 +125,10 @@ type savedTensor struct {
 // exportTensors encodes every tensor of m under format f's names. Llama q
 // and k rows are permuted between RoPE layouts when the model's layout
 // differs from the format's (GGUF llama: interleaved; HF: NeoX).
-func (m *Model) exportTensors(f Format, o SaveOptions) ([]savedTensor, error) {
+func (m *Model) exportTensors(f format, o SaveOptions) ([]savedTensor, error) {
 	c := &m.Config
 	want := RopeNeoX
-	if f == FormatGGUF && c.Arch == "llama" || f == FormatGGUF && c.Arch == "mistral" {
+	if f == formatGGUF && c.Arch == "llama" || f == formatGGUF && c.Arch == "mistral" {
 		want = RopeInterleaved
 	}
 	var qPerm, kPerm []int
@@ -143,14 +143,14 @@ func (m *Model) exportTensors(f Format, o SaveOptions) ([]savedTensor, error) {
 	switch d {
 	case tensor.F32, tensor.F16, tensor.BF16:
 	case tensor.Q8_0, tensor.Q4_0:
-		if f != FormatGGUF {
+		if f != formatGGUF {
 			return nil, fmt.Errorf("save: safetensors cannot hold %v", d)
 		}
 	default:
 		return nil, fmt.Errorf("save: unsupported weight type %v (want F32, F16, BF16, or Q8_0/Q4_0 for GGUF)", d)
 	}
 	vecType := d
-	if f == FormatGGUF || d.Quantized() {
+	if f == formatGGUF || d.Quantized() {
 		vecType = tensor.F32
 	}
 	specs, err := m.specs()
@@ -198,7 +198,7 @@ func (m *Model) exportTensors(f Format, o SaveOptions) ([]savedTensor, error) {
 		}
 		out = append(out, savedTensor{Name: name, Shape: []int64{int64(len(v))}, DType: vecType, Data: data})
 	}
-	if f == FormatGGUF {
+	if f == formatGGUF {
 		rs := c.RopeScaling
 		switch {
 		case rs.FreqFactors != nil:
@@ -294,7 +294,7 @@ func (m *Model) WriteGGUF(path string, tok []gguf.KV, o SaveOptions) error {
 		}
 		meta = append(meta, kv)
 	}
-	ts, err := m.exportTensors(FormatGGUF, o)
+	ts, err := m.exportTensors(formatGGUF, o)
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,7 @@ func (m *Model) WriteHF(dir string, o SaveOptions) error {
 	if err != nil {
 		return fmt.Errorf("save hf: %w", err)
 	}
-	ts, err := m.exportTensors(FormatHF, o)
+	ts, err := m.exportTensors(formatHF, o)
 	if err != nil {
 		return err
 	}

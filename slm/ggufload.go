@@ -220,7 +220,7 @@ func loadGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Config: *cfg}
-	if err := m.loadWeights(ggufSource{f}, FormatGGUF, ggufIgnored, o); err != nil {
+	if err := m.loadWeights(ggufSource{f}, formatGGUF, ggufIgnored, o); err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	return m, nil

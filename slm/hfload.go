@@ -75,7 +75,7 @@ func loadHF(configPath string, st stTensors, o LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", configPath, err)
 	}
 	m := &Model{Config: *cfg}
-	if err := m.loadWeights(stSource{st}, FormatHF, hfIgnored(cfg), o); err != nil {
+	if err := m.loadWeights(stSource{st}, formatHF, hfIgnored(cfg), o); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -9,23 +9,23 @@ import (
 	"github.com/usersim/usersim/slm/tensor"
 )
 
-// Format names a checkpoint layout, and with it the tensor-name tag used.
-type Format int
+// format names a checkpoint layout, and with it the tensor-name tag used.
+type format int
 
 const (
-	FormatGGUF Format = iota // llama.cpp GGUF file (tag gguf)
-	FormatHF                 // Hugging Face safetensors directory (tag hf)
+	formatGGUF format = iota // llama.cpp GGUF file (tag gguf)
+	formatHF                 // Hugging Face safetensors directory (tag hf)
 )
 
-func (f Format) String() string {
-	if f == FormatGGUF {
+func (f format) String() string {
+	if f == formatGGUF {
 		return "gguf"
 	}
 	return "hf"
 }
 
-func (s *tensorSpec) name(f Format) string {
-	if f == FormatGGUF {
+func (s *tensorSpec) name(f format) string {
+	if f == formatGGUF {
 		return s.GGUF
 	}
 	return s.HF
@@ -122,7 +122,7 @@ func (m *Model) InitRandom(rng *rand.Rand, std float32) error {
 // format f does. Every tensor the config requires must be present with the
 // right shape and a supported type; extra tensors are an error too, except
 // those listed in ignored (rotary caches and the like).
-func (m *Model) loadWeights(src tensorSource, f Format, ignore func(string) bool, o LoadOptions) error {
+func (m *Model) loadWeights(src tensorSource, f format, ignore func(string) bool, o LoadOptions) error {
 	m.Layers = make([]Layer, m.Config.Layers)
 	specs, err := m.specs()
 	if err != nil {
