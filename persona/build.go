@@ -151,4 +151,3 @@ func workers(w int) int {
 	}
 	return runtime.GOMAXPROCS(0)
 }
-

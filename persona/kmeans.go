@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -209,11 +210,23 @@ func lloyd(ctx context.Context, x [][]float32, opt KMeansOptions, r int, tol flo
 			break
 		}
 	}
-	c.Centroids, c.Labels = cent, labels
 	c.Sizes = make([]int, k)
 	for _, l := range labels {
 		c.Sizes[l]++
 	}
+	if slices.Contains(c.Sizes, 0) {
+		// Fewer distinct vectors than clusters: a cluster emptied again
+		// when its member went back to an equally near centroid. Give it a
+		// member so that every persona has users.
+		fixEmpty(labels, dist, counts, k)
+		updateCentroids(x, labels, cent, sums, counts)
+		c.Inertia = 0
+		for i, v := range x {
+			c.Inertia += float64(sqDist(v, cent[labels[i]]))
+		}
+		copy(c.Sizes, counts)
+	}
+	c.Centroids, c.Labels = cent, labels
 	return c, nil
 }
 

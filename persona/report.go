@@ -400,6 +400,8 @@ func featureLabel(key string) string {
 		return rest + " films"
 	case "quality":
 		return rest + " films"
+	case "share":
+		return "watching " + rest
 	}
 	return rest
 }

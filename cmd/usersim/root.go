@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDataCmd())
 	root.AddCommand(newEvalCmd())
 	root.AddCommand(newModelCmd())
+	root.AddCommand(newPersonasCmd())
 	root.AddCommand(newDistillCmd())
 	return root
 }
