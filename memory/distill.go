@@ -15,6 +15,11 @@ import (
 // StatsDistillerName is the Profile.Distiller of the stats distiller.
 const StatsDistillerName = "stats"
 
+// StatsVersion changes whenever the stats distiller's output for the same
+// inputs changes (wording, thresholds, features), so that a cached
+// distillation made by an older version is redone.
+const StatsVersion = 1
+
 // StatsDistiller is the offline, deterministic Distiller: it writes
 // profiles and reasons from the training split's statistics.
 type StatsDistiller struct {

@@ -280,12 +280,18 @@ func TestReasonsAgreeWithNumbers(t *testing.T) {
 			}
 			q := st.ItemMean[item] - st.GlobalMean
 			good := strings.Contains(m.Reason, "better-rated") || strings.Contains(m.Reason, "fine reputation") || strings.Contains(m.Reason, "rate it well")
-			if good && q < itemGap || !good && q > -itemGap && !strings.Contains(m.Reason, "rate it") {
+			agree := strings.Contains(m.Reason, "others agree") || strings.Contains(m.Reason, "much as others")
+			if agree {
+				kinds["agree"] = true
+				if math.Abs(st.ItemMean[item]-m.Rating) >= 0.5 || math.Abs(dev) >= neutral {
+					t.Errorf("%q but item average %.2f, rating %v, mean %.2f", m.Reason, st.ItemMean[item], m.Rating, p.MeanRating)
+				}
+			} else if good && q < itemGap || !good && q > -itemGap && !strings.Contains(m.Reason, "rate it") {
 				t.Errorf("%q but item average %.2f vs global %.2f", m.Reason, st.ItemMean[item], st.GlobalMean)
 			}
 		}
 	}
-	for _, k := range []string{"genre", "contrary", "average"} {
+	for _, k := range []string{"genre", "contrary", "average", "agree"} {
 		if !kinds[k] {
 			t.Errorf("no reason of kind %s checked", k)
 		}

@@ -204,11 +204,19 @@ func (m Manifest) Diff(o Manifest) string {
 	case m.Distiller != o.Distiller:
 		return fmt.Sprintf("distiller %q != %q", m.Distiller, o.Distiller)
 	case !jsonEqual(m.Options, o.Options):
-		return fmt.Sprintf("distiller options %s != %s", m.Options, o.Options)
+		return fmt.Sprintf("distiller options %s != %s", compact(m.Options), compact(o.Options))
 	case m.Users != o.Users || m.AllUsers != o.AllUsers:
 		return fmt.Sprintf("users %d (all %v) != %d (all %v)", m.Users, m.AllUsers, o.Users, o.AllUsers)
 	}
 	return ""
+}
+
+func compact(b json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return string(b)
+	}
+	return buf.String()
 }
 
 func jsonEqual(a, b json.RawMessage) bool {

@@ -17,7 +17,8 @@ const (
 	qualFlat  = 0.2 // below this gap: "reputation does little"
 	styleGap  = 0.3 // user mean vs global mean: generous / demanding
 	itemGap   = 0.3 // item average vs global mean: better / worse regarded
-	neutral   = 0.5 // |rating − mean| below this is an ordinary rating
+	neutral   = 0.3 // |rating − mean| below this is an ordinary rating
+	strongDev = 1.0 // |rating − mean| from this on is a strong reaction
 )
 
 // pick chooses one of n phrasings deterministically from the keys.
@@ -365,7 +366,7 @@ func reason(s *Stats, us *UserStats, id string, item int32, itemID string, ratin
 			pro = append(pro, fmt.Sprintf(choose([]string{
 				"it is one of the better-rated films (%s on average)",
 				"others rate it well too (%s on average)",
-				"it has a fine reputation, averaging %s",
+				"it has a fine reputation (%s on average)",
 			}, "q"), a))
 		case sign < 0 && q <= -itemGap:
 			pro = append(pro, fmt.Sprintf(choose([]string{
@@ -417,10 +418,20 @@ func reason(s *Stats, us *UserStats, id string, item int32, itemID string, ratin
 			"it was decent, in line with my usual %s",
 			"it was fine but nothing special for me, near my usual %s",
 		}, "n"), fmtStars(us.Mean)))
+		if int(s.ItemCount[item]) >= s.opt.MinItemRatings && math.Abs(s.ItemMean[item]-rating) < 0.5 {
+			b.WriteString(fmt.Sprintf(choose([]string{
+				", and others agree (%.1f on average)",
+				", much as others rate it (%.1f on average)",
+			}, "na"), s.ItemMean[item]))
+		}
+	case len(pro) == 0 && dev >= strongDev:
+		b.WriteString(choose([]string{"it simply clicked with me", "it surprised me in a good way", "it was far better than I expected"}, "p0"))
 	case len(pro) == 0 && sign > 0:
-		b.WriteString(choose([]string{"it simply clicked with me", "it surprised me in a good way", "it was better than I expected"}, "p0"))
+		b.WriteString(choose([]string{"I liked it a little more than most films", "it was a bit better than my usual", "it was pleasant enough to rate above my usual"}, "p0"))
+	case len(pro) == 0 && dev <= -strongDev:
+		b.WriteString(choose([]string{"it did not work for me", "it fell well short of what I hoped", "it disappointed me"}, "m0"))
 	case len(pro) == 0:
-		b.WriteString(choose([]string{"it did not work for me", "it fell short of what I hoped", "it disappointed me"}, "m0"))
+		b.WriteString(choose([]string{"it was a little weaker than most films I see", "it left me slightly underwhelmed", "it was a bit below my usual"}, "m0"))
 	default:
 		b.WriteString(joinClauses(pro))
 	}

@@ -185,7 +185,11 @@ func runDistill(cmd *cobra.Command, f *distillFlags) error {
 	)
 	switch f.distiller {
 	case memory.StatsDistillerName:
-		dist, name, options = memory.StatsDistiller{Options: f.stats}, memory.StatsDistillerName, f.stats
+		dist, name = memory.StatsDistiller{Options: f.stats}, memory.StatsDistillerName
+		options = struct {
+			memory.StatsOptions
+			Version int `json:"version"` // a new version redoes a cached distillation
+		}{f.stats, memory.StatsVersion}
 	default:
 		p, ok := distillerPlugins[f.distiller]
 		if !ok {
