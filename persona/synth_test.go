@@ -2,7 +2,6 @@ package persona
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -61,22 +60,47 @@ func synthInput(t testing.TB, protocol string) Input {
 	return in
 }
 
-func TestSynthExplore(t *testing.T) {
+// TestSynthRecovery is the check: on the default synthetic world
+// (4 latent personas) the stats distiller's profiles, clustered with the
+// default embedder, recover the true personas (ARI >= 0.9) and the elbow picks
+// K = 4; the default separates rating behaviour more than tf-idf.
+func TestSynthRecovery(t *testing.T) {
 	for _, proto := range []string{"random", "paper"} {
 		in := synthInput(t, proto)
-		for _, emb := range []Embedder{&TFIDF{NGram: 1}, &TFIDF{}, &TFIDF{Components: 32}, &Behaviour{}, &Behaviour{Prefixes: []string{"genre:"}}, &Behaviour{Prefixes: []string{""}}} {
-			r, err := Build(context.Background(), in, emb, Options{Seed: 1})
-			if err != nil {
-				t.Fatal(err)
+		def, _ := NewEmbedder(DefaultEmbedder, 1)
+		r, err := Build(context.Background(), in, def, Options{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sep := r.Separation
+		t.Logf("%s split, %d users, %s: K=%d (elbow %d, silhouette %d), ARI %.3f, η² mean %.3f genre %.3f",
+			proto, len(in.Profiles), r.Embedder, r.Selection.K, r.Selection.ElbowK, r.Selection.SilhouetteK, *sep.ARI, sep.MeanRatingEta2, sep.GenreEta2)
+		if r.Selection.ElbowK != 4 || r.Selection.K != 4 {
+			t.Errorf("%s: elbow K %d, chosen %d; want 4", proto, r.Selection.ElbowK, r.Selection.K)
+		}
+		if *sep.ARI < 0.9 {
+			t.Errorf("%s: ARI %.3f < 0.9", proto, *sep.ARI)
+		}
+		for _, p := range r.Personas {
+			if p.Purity < 0.8 || p.Demographics == nil || p.Text == "" {
+				t.Errorf("%s: persona %+v", proto, p)
 			}
-			rk, err := Build(context.Background(), in, emb, Options{Seed: 1, K: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Printf("%s %s %d users: K=%d (elbow %d, sil %d) ARI(K)=%.3f ARI(4)=%.3f eta2 mean %.3f genre %.3f aff %.3f range %.2f\n", proto, emb.Name(), len(in.Profiles), r.Selection.K, r.Selection.ElbowK, r.Selection.SilhouetteK, *r.Separation.ARI, *rk.Separation.ARI, rk.Separation.MeanRatingEta2, rk.Separation.GenreEta2, rk.Separation.AffinityEta2, rk.Separation.MeanRatingRange)
-			for _, row := range r.Selection.Table {
-				fmt.Printf("   K=%d inertia %.2f sil %.3f\n", row.K, row.Inertia, row.Silhouette)
-			}
+		}
+		tf, err := Build(context.Background(), in, &TFIDF{}, Options{Seed: 1, K: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: tfidf K=4: ARI %.3f, η² mean %.3f genre %.3f", proto, *tf.Separation.ARI, tf.Separation.MeanRatingEta2, tf.Separation.GenreEta2)
+		if tf.Separation.GenreEta2 >= sep.GenreEta2 {
+			t.Errorf("%s: tf-idf separates genre affinities more (%.3f) than the default (%.3f)", proto, tf.Separation.GenreEta2, sep.GenreEta2)
+		}
+		// A new user (a profile the clustering never saw, here a copy under
+		// another ID) is assigned to its twin's persona.
+		twin := in.Profiles[7]
+		twin.User = "new"
+		got, err := r.Assign(context.Background(), def, []memory.Profile{twin})
+		if err != nil || got[0] != r.Clustering.Labels[7] {
+			t.Errorf("%s: new user assigned %v (%v), twin in %d", proto, got, err, r.Clustering.Labels[7])
 		}
 	}
 }
