@@ -19,8 +19,11 @@
 // F16 and BF16 weights are converted to float32 once, when loaded
 // (exactly: BF16 is bits<<16), so compute is always float32; this doubles
 // the memory of F16 checkpoints, which is acceptable for the small models
-// this engine is for. Weights are copied out of the memory-mapped file, so
-// the file can be closed after loading.
+// this engine is for. By default weights are copied out of the
+// memory-mapped file, which is closed after loading; LoadOptions.Mmap keeps
+// float32 and quantized matrices in the read-only mapping instead (zero
+// copy; release with Model.Close). LoadOptions.QuantizeQ8_0 quantizes
+// matrices while loading.
 //
 // # RoPE layouts
 //

@@ -46,8 +46,13 @@ func loadHFDir(dir string, o LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer set.Close()
-	return loadHF(filepath.Join(dir, "config.json"), set, o)
+	m, err := loadHF(filepath.Join(dir, "config.json"), set, o)
+	if err != nil || !o.Mmap {
+		set.Close()
+		return m, err
+	}
+	m.closer = set
+	return m, nil
 }
 
 // LoadHF reads a model from a Hugging Face config.json and one safetensors

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"unsafe"
 
 	"github.com/usersim/usersim/slm/tensor"
 )
@@ -198,6 +199,12 @@ type LoadOptions struct {
 	// Q8_0 one at a time as they are loaded, so that a 16-bit checkpoint
 	// never needs its float32 size in memory. Like Model.QuantizeQ8_0.
 	QuantizeQ8_0 bool
+	// Mmap keeps quantized and (4-byte aligned, little-endian) float32
+	// weight matrices in the file's read-only memory mapping instead of
+	// copying them: loading is faster and the pages are shared with the
+	// page cache. The model must then be released with Model.Close, and its
+	// weights must never be written (a write faults).
+	Mmap bool
 }
 
 // linearFrom keeps quantized weights that have a kernel as they are and
@@ -205,8 +212,20 @@ type LoadOptions struct {
 func linearFrom(t rawTensor, out, in int, o LoadOptions) (Linear, error) {
 	l := Linear{Out: out, In: in}
 	if _, ok := quantKernels[t.DType]; ok {
-		l.DType, l.Q = t.DType, append([]byte(nil), t.Data...)
+		l.DType, l.Q = t.DType, t.Data
+		if !o.Mmap {
+			l.Q = append([]byte(nil), t.Data...)
+		}
 		return l, nil
+	}
+	if o.Mmap && !o.QuantizeQ8_0 && t.DType == tensor.F32 {
+		if w, ok := aliasF32(t.Data); ok {
+			if err := checkFinite(w); err != nil {
+				return l, err
+			}
+			l.DType, l.W = tensor.F32, w
+			return l, nil
+		}
 	}
 	w, err := toF32(t)
 	if err != nil {
@@ -242,10 +261,31 @@ func toF32(t rawTensor) ([]float32, error) {
 	} else if err := tensor.Dequantize(v, t.Data, t.DType); err != nil {
 		return nil, err
 	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("element %d is %v", i, x)
-		}
+	if err := checkFinite(v); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
+
+func checkFinite(v []float32) error {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("element %d is %v", i, x)
+		}
+	}
+	return nil
+}
+
+// aliasF32 views little-endian float32 bytes as a []float32 without
+// copying, when the host is little-endian and the bytes 4-byte aligned.
+func aliasF32(b []byte) ([]float32, bool) {
+	if len(b) == 0 || len(b)%4 != 0 || uintptr(unsafe.Pointer(&b[0]))%4 != 0 || !littleEndian {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4), true
+}
+
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/usersim/usersim/slm/gguf"
 	"github.com/usersim/usersim/slm/safetensors"
@@ -273,5 +274,44 @@ func TestLoadQuantizeQ8_0(t *testing.T) {
 	}
 	if d := maxDiff(out[0][0], s.LastLogits); d > 2e-2 || d < 1e-6 {
 		t.Errorf("Q8_0 last logits differ from the F32 golden by %g", d)
+	}
+}
+
+// TestLoadMmap loads with the weights left in the file mapping: same
+// logits as a copying load, for GGUF and safetensors.
+func TestLoadMmap(t *testing.T) {
+	stories := filepath.Join(sharedDir(t, "models", "stories260K"), "stories260K.gguf")
+	m, tok, err := LoadWith(stories, LoadOptions{Mmap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok == nil {
+		t.Fatal("no tokenizer")
+	}
+	if m.closer == nil {
+		t.Error("GGUF mapping not kept")
+	}
+	checkStoriesLogits(t, m)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := sharedDir(t, "golden", "hf", "llama")
+	h, err := LoadModelWith(dir, LoadOptions{Mmap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	checkHFGolden(t, h, filepath.Join(dir, "golden_logits.json"), 1e-5)
+
+	buf := make([]byte, 17)
+	if _, ok := aliasF32(buf[1:9]); ok && uintptr(unsafe.Pointer(&buf[1]))%4 != 0 {
+		t.Error("aliasF32 accepted unaligned bytes")
+	}
+	w := make([]float32, 4)
+	wb := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 16)
+	a, ok := aliasF32(wb)
+	if !ok || &a[0] != &w[0] || len(a) != 4 {
+		t.Error("aliasF32 did not alias aligned bytes")
 	}
 }

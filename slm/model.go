@@ -2,6 +2,7 @@ package slm
 
 import (
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 
@@ -19,6 +20,9 @@ import (
 // tags for both formats; the writer (convert.go) walks them to save.
 type Model struct {
 	Config Config
+
+	// closer releases the memory mapping the weights alias (LoadOptions.Mmap).
+	closer io.Closer
 
 	Embed  Linear  `gguf:"token_embd" hf:"model.embed_tokens" shape:"vocab,hidden"`
 	Layers []Layer `gguf:"blk" hf:"model.layers"`
@@ -263,6 +267,17 @@ func (m *Model) linears() []*Linear {
 		}
 	}
 	return ls
+}
+
+// Close releases the file mapping of a model loaded with LoadOptions.Mmap;
+// the model must not be used afterwards. For other models it does nothing.
+func (m *Model) Close() error {
+	if m.closer == nil {
+		return nil
+	}
+	err := m.closer.Close()
+	m.closer = nil
+	return err
 }
 
 // output returns the unembedding matrix (the embedding when tied).

@@ -34,10 +34,15 @@ func LoadModelWith(path string, o LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
-	defer f.Close()
 	m, err := loadGGUF(f, o)
+	if err != nil || !o.Mmap {
+		f.Close()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if o.Mmap {
+		m.closer = f
 	}
 	return m, nil
 }
@@ -60,6 +65,7 @@ func LoadWith(path string, o LoadOptions) (*Model, *tokenizer.Tokenizer, error) 
 		}
 		tok, err := tokenizer.FromHFDir(path)
 		if err != nil {
+			m.Close()
 			return nil, nil, fmt.Errorf("load %s: tokenizer: %w", path, err)
 		}
 		return m, tok, nil
@@ -68,7 +74,12 @@ func LoadWith(path string, o LoadOptions) (*Model, *tokenizer.Tokenizer, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("load: %w", err)
 	}
-	defer f.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	m, err := loadGGUF(f, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
@@ -80,6 +91,9 @@ func LoadWith(path string, o LoadOptions) (*Model, *tokenizer.Tokenizer, error) 
 	tok, err := tokenizer.FromGGUFVocab(v)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: tokenizer: %w", path, err)
+	}
+	if o.Mmap {
+		m.closer, keep = f, true
 	}
 	return m, tok, nil
 }
