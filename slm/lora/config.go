@@ -392,7 +392,7 @@ func (c *Config) Marshal() ([]byte, error) {
 	if err := enc.Encode(m); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return buf.Bytes(), nil
 }
 
 // jsonNumber formats v as Python's json does for the value PEFT would hold:
