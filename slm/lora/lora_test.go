@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -496,4 +495,3 @@ func TestSet(t *testing.T) {
 	}
 }
 
-var _ = rand.New
