@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
@@ -52,7 +53,7 @@ func BenchmarkDistillStatsML1M(b *testing.B) {
 			}
 		}
 	})
-	b.Run("distill", func(b *testing.B) {
+	distill := func(b *testing.B) {
 		for b.Loop() {
 			ps, ms, err := DistillStats(ctx, d, s, StatsOptions{})
 			if err != nil {
@@ -61,5 +62,11 @@ func BenchmarkDistillStatsML1M(b *testing.B) {
 			b.ReportMetric(float64(len(ps)), "profiles")
 			b.ReportMetric(float64(len(ms)), "reasons")
 		}
+	}
+	b.Run("distill", distill)
+	// The same on one core: what the worker pool buys.
+	b.Run("distill-1core", func(b *testing.B) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		distill(b)
 	})
 }

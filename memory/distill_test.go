@@ -245,6 +245,29 @@ func TestReasonsAgreeWithNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkReasons(t, d, s, ps, ms)
+}
+
+// TestClaimsML1M runs both claim checks on MovieLens-1M's paper split.
+func TestClaimsML1M(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads MovieLens-1M")
+	}
+	d, err := dataset.LoadML1M(sharedDir(t, "ml-1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := paperSplit(t, d)
+	ps, ms, err := DistillStats(context.Background(), d, s, StatsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDescriptions(t, ps)
+	checkReasons(t, d, s, ps, ms)
+}
+
+func checkReasons(t *testing.T, d *dataset.Dataset, s *split.Split, ps []Profile, ms []Interaction) {
+	t.Helper()
 	st, _ := NewStats(d, s.Train, StatsOptions{})
 	prof := map[string]Profile{}
 	for _, p := range ps {

@@ -1,11 +1,14 @@
 package memory
 
 import (
+	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/dataset/split"
 )
 
 // tiny builds a hand-checked dataset: 3 users, 4 items, 8 training rows
@@ -192,6 +195,45 @@ func TestCoverCount(t *testing.T) {
 	} {
 		if got := coverCount(c.counts, 0.8); got != c.want {
 			t.Errorf("coverCount(%v) = %d, want %d", c.counts, got, c.want)
+		}
+	}
+}
+
+// TestNoMetadata: items without genres or years (a generic CSV) give
+// profiles that talk about no genre or era, and reasons all the same.
+func TestNoMetadata(t *testing.T) {
+	d := &dataset.Dataset{Name: "csv", Scale: dataset.HalfStarsFive}
+	for u := range 4 {
+		d.AddUser(dataset.User{ID: string(rune('a' + u))})
+	}
+	for i := range 30 {
+		d.AddItem(dataset.Item{ID: string(rune('A' + i))})
+	}
+	var train []int32
+	for u := range int32(4) {
+		for i := range int32(30) {
+			if (int(u)+int(i))%3 != 0 {
+				train = append(train, int32(d.Ratings.Len()))
+				d.Append(u, i, float32(0.5+float64((int(u)*7+int(i))%10)*0.5), 0, false)
+			}
+		}
+	}
+	s := &split.Split{Protocol: split.ProtocolRandom, Users: []int32{0, 1, 2, 3}, Train: train}
+	ps, ms, err := DistillStats(context.Background(), d, s, StatsOptions{MinItemRatings: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if strings.Contains(p.Description, "genre") || strings.Contains(p.Description, "Genre") || strings.Contains(p.Description, "films from") {
+			t.Errorf("user %s: %q", p.User, p.Description)
+		}
+	}
+	for _, m := range ms {
+		if m.Reason == "" || m.Time != 0 {
+			t.Fatalf("%+v", m)
+		}
+		if m.Rating != math.Trunc(m.Rating) && !strings.Contains(m.Sentence("X"), ".5 because") {
+			t.Errorf("half star lost: %q", m.Sentence("X"))
 		}
 	}
 }

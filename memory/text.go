@@ -174,7 +174,8 @@ func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string
 			"I rate %s films a little below my usual.",
 		}, "meh", list(names(meh)))
 	}
-	if len(loves)+len(likes)+len(hates)+len(meh) == 0 {
+	rated := slices.ContainsFunc(us.Genre, func(a Affinity) bool { return a.Count >= minGenre })
+	if rated && len(loves)+len(likes)+len(hates)+len(meh) == 0 {
 		say([]string{
 			"No genre stands out for me: I rate across genres fairly evenly.",
 			"Genre matters little to me; my ratings are much the same across genres.",
@@ -280,10 +281,11 @@ func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string
 			"I frequently disagree with how others rate a film.",
 		}, "conf")
 	}
-	switch t.DiversityLevel {
-	case High:
+	switch {
+	case len(top) == 0: // no genres known: nothing to say about diversity
+	case t.DiversityLevel == High:
 		say([]string{"My tastes range widely across genres.", "I watch across a wide range of genres."}, "div")
-	case Low:
+	case t.DiversityLevel == Low:
 		say([]string{"I mostly stick to a handful of genres.", "My viewing keeps to a few genres."}, "div")
 	}
 	switch t.ActivityLevel {

@@ -382,6 +382,9 @@ func itemTitle(d *dataset.Dataset, id string) string {
 		return id
 	}
 	it := d.Items[i]
+	if it.Title == "" {
+		return "item " + id
+	}
 	if it.Year > 0 {
 		return fmt.Sprintf("%s (%d)", it.DisplayTitle(), it.Year)
 	}
