@@ -494,4 +494,3 @@ func TestSet(t *testing.T) {
 		t.Error("LoadDir did not add")
 	}
 }
-
