@@ -343,3 +343,122 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 }
 
 var ones = [32]float32{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+
+// QuantizeQ4K quantizes src (len a multiple of 256) into Q4_K super-blocks
+// with a simple min/max fit per sub-block of 32. The blocks are valid Q4_K
+// that any reader (ggml included) decodes, but not byte-identical to
+// ggml's quantizer, which searches each sub-block's scale and min
+// iteratively for a lower error.
+func QuantizeQ4K(dst []byte, src []float32) {
+	checkQuant("QuantizeQ4K", len(src), len(dst), BlockQ4K, SizeQ4K)
+	for bi := 0; bi < len(src)/BlockQ4K; bi++ {
+		x := src[bi*BlockQ4K : (bi+1)*BlockQ4K]
+		y := dst[bi*SizeQ4K : (bi+1)*SizeQ4K]
+		clear(y)
+		// Per sub-block: w ≈ scale·q - mn with q in 0..15, mn ≥ 0.
+		var scale, mn [8]float32
+		var maxScale, maxMin float32
+		for s := 0; s < 8; s++ {
+			lo, hi := x[32*s], x[32*s]
+			for _, v := range x[32*s : 32*s+32] {
+				lo, hi = min(lo, v), max(hi, v)
+			}
+			lo = min(lo, 0)
+			scale[s], mn[s] = (hi-lo)/15, -lo
+			maxScale, maxMin = max(maxScale, scale[s]), max(maxMin, mn[s])
+		}
+		d, dmin := maxScale/63, maxMin/63
+		putHalf(y, d)
+		putHalf(y[2:], dmin)
+		d, dmin = half(y), half(y[2:]) // quantize against the stored values
+		var sc, m [8]byte
+		for s := 0; s < 8; s++ {
+			if d > 0 {
+				sc[s] = byte(min(63, math.Round(float64(scale[s]/d))))
+			}
+			if dmin > 0 {
+				m[s] = byte(min(63, math.Round(float64(mn[s]/dmin))))
+			}
+		}
+		scales := y[4:16]
+		for s := 0; s < 8; s++ {
+			if s < 4 {
+				scales[s] |= sc[s]
+				scales[s+4] |= m[s]
+			} else {
+				scales[s+4] = sc[s]&0xf | (m[s]&0xf)<<4
+				scales[s-4] |= (sc[s] >> 4) << 6
+				scales[s] |= (m[s] >> 4) << 6
+			}
+		}
+		q := y[16:]
+		for s := 0; s < 8; s++ {
+			ds, ms := d*float32(sc[s]), dmin*float32(m[s])
+			for l, v := range x[32*s : 32*s+32] {
+				var qv byte
+				if ds > 0 {
+					qv = byte(max(0, min(15, math.Round(float64((v+ms)/ds)))))
+				}
+				// Sub-blocks 2j and 2j+1 share bytes 32j..32j+31.
+				if s%2 == 0 {
+					q[32*(s/2)+l] |= qv
+				} else {
+					q[32*(s/2)+l] |= qv << 4
+				}
+			}
+		}
+	}
+}
+
+// QuantizeQ6K quantizes src (len a multiple of 256) into Q6_K super-blocks
+// with a simple max-magnitude fit per group of 16: valid Q6_K, not
+// byte-identical to ggml's quantizer (which refines the scales).
+func QuantizeQ6K(dst []byte, src []float32) {
+	checkQuant("QuantizeQ6K", len(src), len(dst), BlockQ6K, SizeQ6K)
+	for bi := 0; bi < len(src)/BlockQ6K; bi++ {
+		x := src[bi*BlockQ6K : (bi+1)*BlockQ6K]
+		y := dst[bi*SizeQ6K : (bi+1)*SizeQ6K]
+		clear(y)
+		// Per group: w ≈ scale·(q-32), q in 0..63, so |w| ≤ 31·scale.
+		var scale [16]float32
+		var maxScale float32
+		for s := range scale {
+			var amax float32
+			for _, v := range x[16*s : 16*s+16] {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			scale[s] = amax / 31
+			maxScale = max(maxScale, scale[s])
+		}
+		putHalf(y[208:], maxScale/127)
+		d := half(y[208:])
+		for s := range scale {
+			var sc int8
+			if d > 0 {
+				sc = int8(min(127, math.Round(float64(scale[s]/d))))
+			}
+			y[192+s] = byte(sc)
+			ds := d * float32(sc)
+			for j, v := range x[16*s : 16*s+16] {
+				i := 16*s + j
+				q := byte(32)
+				if ds > 0 {
+					q = byte(max(0, min(63, math.Round(float64(v/ds))+32)))
+				}
+				h, rem := i/128, i%128
+				quad, l := rem/32, rem%32
+				switch quad {
+				case 0:
+					y[64*h+l] |= q & 0xf
+				case 1:
+					y[64*h+32+l] |= q & 0xf
+				case 2:
+					y[64*h+l] |= (q & 0xf) << 4
+				case 3:
+					y[64*h+32+l] |= (q & 0xf) << 4
+				}
+				y[128+32*h+l] |= (q >> 4) << (2 * quad)
+			}
+		}
+	}
+}

@@ -249,3 +249,65 @@ func TestMatMulQuant(t *testing.T) {
 		}
 	})
 }
+
+func TestQuantizeKRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 12))
+	x := randSlice(r, 256*8)
+	for i := 256; i < 512; i++ {
+		x[i] = 0 // an all-zero super-block
+	}
+	for i := 512; i < 768; i++ {
+		x[i] = float32(math.Abs(float64(x[i]))) + 1 // all positive: min 0
+	}
+	t.Run("Q4K", func(t *testing.T) {
+		q := make([]byte, len(x)/256*SizeQ4K)
+		QuantizeQ4K(q, x)
+		y := make([]float32, len(x))
+		DequantizeQ4K(y, q)
+		for s := 0; s < len(x)/32; s++ {
+			lo, hi := float32(0), float32(0)
+			for _, v := range x[32*s : 32*s+32] {
+				lo, hi = min(lo, v), max(hi, v)
+			}
+			// Half a step of the sub-block's range over 15, plus the
+			// 6-bit rounding of its scale and min (relative 1/63 of the
+			// super-block's largest, times 15 and 1).
+			sb := s / 8 * 8
+			var maxRange, maxMin float32
+			for u := sb; u < sb+8; u++ {
+				l, h := float32(0), float32(0)
+				for _, v := range x[32*u : 32*u+32] {
+					l, h = min(l, v), max(h, v)
+				}
+				maxRange, maxMin = max(maxRange, h-l), max(maxMin, -l)
+			}
+			lim := float64((hi-lo)/15/2 + maxRange/63/2 + maxMin/63/2 + 1e-6)
+			for i := 32 * s; i < 32*s+32; i++ {
+				if d := math.Abs(float64(x[i] - y[i])); d > lim*1.05 {
+					t.Fatalf("x[%d] = %g came back %g (limit %g)", i, x[i], y[i], lim)
+				}
+			}
+		}
+	})
+	t.Run("Q6K", func(t *testing.T) {
+		q := make([]byte, len(x)/256*SizeQ6K)
+		QuantizeQ6K(q, x)
+		y := make([]float32, len(x))
+		DequantizeQ6K(y, q)
+		for s := 0; s < len(x)/16; s++ {
+			var amax, smax float64
+			for _, v := range x[16*s : 16*s+16] {
+				amax = max(amax, math.Abs(float64(v)))
+			}
+			for _, v := range x[s/16*256 : s/16*256+256] {
+				smax = max(smax, math.Abs(float64(v)))
+			}
+			lim := amax/31/2 + smax/31/127/2*32 + 1e-6
+			for i := 16 * s; i < 16*s+16; i++ {
+				if d := math.Abs(float64(x[i] - y[i])); d > lim*1.05 {
+					t.Fatalf("x[%d] = %g came back %g (limit %g)", i, x[i], y[i], lim)
+				}
+			}
+		}
+	})
+}
