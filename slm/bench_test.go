@@ -83,8 +83,9 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkScoreRating is the agents' workload: a 256-token persona prefix
-// computed once and forked, then per rating a 64-token item prompt and the
-// distribution over five one-token answers.
+// computed once and forked, then per rating a ~64-token item prompt and the
+// distribution over five one-token answers; one at a time (Score) and eight
+// prompts per batch (ScoreBatch).
 func BenchmarkScoreRating(b *testing.B) {
 	for _, kind := range []string{"F32", "Q8_0"} {
 		b.Run(kind, func(b *testing.B) {
@@ -102,13 +103,26 @@ func BenchmarkScoreRating(b *testing.B) {
 				b.Fatal(err)
 			}
 			cands := [][]int{{33}, {34}, {35}, {36}, {37}}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := m.ScoreDistribution(ctx, prefix, toks[256:], cands); err != nil {
-					b.Fatal(err)
+			b.Run("one", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if _, err := m.ScoreDistribution(ctx, prefix, toks[256:], cands); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ratings/s")
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ratings/s")
+			})
+			b.Run("batch8", func(b *testing.B) {
+				prompts := make([][]int, 8)
+				for i := range prompts {
+					prompts[i] = toks[256-i:]
+				}
+				for i := 0; i < b.N; i++ {
+					if _, err := m.ScoreBatch(ctx, prefix, prompts, cands); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(8*b.N)/b.Elapsed().Seconds(), "ratings/s")
+			})
 		})
 	}
 }

@@ -18,8 +18,23 @@ import (
 // run once; candidates of more than one token are continued from forks of
 // the prompt's cache, all in one batch.
 func (m *Model) Score(ctx context.Context, prefix *Cache, prompt []int, candidates [][]int) ([]float64, error) {
+	lp, err := m.ScoreBatch(ctx, prefix, [][]int{prompt}, candidates)
+	if err != nil {
+		return nil, err
+	}
+	return lp[0], nil
+}
+
+// ScoreBatch is Score for several prompts after the same prefix (one
+// user's prompts for several items): all prompts run in one batch, then all
+// multi-token candidate continuations in a second one. lp[i][j] is the
+// log-probability of candidates[j] after prefix and prompts[i].
+func (m *Model) ScoreBatch(ctx context.Context, prefix *Cache, prompts [][]int, candidates [][]int) ([][]float64, error) {
 	if len(candidates) == 0 {
 		return nil, errors.New("score: no candidates")
+	}
+	if len(prompts) == 0 {
+		return nil, errors.New("score: no prompts")
 	}
 	for i, c := range candidates {
 		if len(c) == 0 {
@@ -31,38 +46,45 @@ func (m *Model) Score(ctx context.Context, prefix *Cache, prompt []int, candidat
 			}
 		}
 	}
-	var c *Cache
-	if prefix != nil {
-		c = prefix.Fork()
-	} else {
-		c = m.NewCache()
+	batch := make([]Sequence, len(prompts))
+	for i, p := range prompts {
+		c := m.NewCache()
+		if prefix != nil {
+			c = prefix.Fork()
+		}
+		batch[i] = Sequence{Cache: c, Tokens: p, Logits: LogitsLast}
 	}
-	out, err := m.Forward(ctx, []Sequence{{Cache: c, Tokens: prompt, Logits: LogitsLast}})
+	out, err := m.Forward(ctx, batch)
 	if err != nil {
-		return nil, fmt.Errorf("score: prompt: %w", err)
+		return nil, fmt.Errorf("score: prompts: %w", err)
 	}
-	first := logSoftmax(out[0][0])
-	lp := make([]float64, len(candidates))
-	var batch []Sequence
-	var owner []int
-	for i, cand := range candidates {
-		lp[i] = first[cand[0]]
-		if len(cand) > 1 {
-			batch = append(batch, Sequence{Cache: c.Fork(), Tokens: cand[:len(cand)-1], Logits: LogitsAll})
-			owner = append(owner, i)
+	lp := make([][]float64, len(prompts))
+	type owner struct{ prompt, cand int }
+	var cont []Sequence
+	var owners []owner
+	for i := range prompts {
+		first := logSoftmax(out[i][0])
+		lp[i] = make([]float64, len(candidates))
+		for j, cand := range candidates {
+			lp[i][j] = first[cand[0]]
+			if len(cand) > 1 {
+				cont = append(cont, Sequence{Cache: batch[i].Cache.Fork(), Tokens: cand[:len(cand)-1], Logits: LogitsAll})
+				owners = append(owners, owner{i, j})
+			}
 		}
 	}
-	if len(batch) == 0 {
+	if len(cont) == 0 {
 		return lp, nil
 	}
-	rest, err := m.Forward(ctx, batch)
+	rest, err := m.Forward(ctx, cont)
 	if err != nil {
 		return nil, fmt.Errorf("score: candidates: %w", err)
 	}
 	for b, rows := range rest {
-		cand := candidates[owner[b]]
-		for j, row := range rows {
-			lp[owner[b]] += logSoftmax(row)[cand[j+1]]
+		o := owners[b]
+		cand := candidates[o.cand]
+		for k, row := range rows {
+			lp[o.prompt][o.cand] += logSoftmax(row)[cand[k+1]]
 		}
 	}
 	return lp, nil

@@ -157,3 +157,34 @@ func TestScoreConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestScoreBatch(t *testing.T) {
+	cfg := testConfigs(t)["phi3"]
+	m := randomModel(t, cfg, 14)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	prefix := m.NewCache()
+	if _, err := m.Forward(ctx, []Sequence{{Cache: prefix, Tokens: randomTokens(rng, 30, cfg.Vocab), Logits: LogitsNone}}); err != nil {
+		t.Fatal(err)
+	}
+	prompts := [][]int{randomTokens(rng, 7, cfg.Vocab), randomTokens(rng, 1, cfg.Vocab), randomTokens(rng, 12, cfg.Vocab)}
+	cands := [][]int{{9}, {10, 11, 12}, {13, 14}}
+	got, err := m.ScoreBatch(ctx, prefix, prompts, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prompts {
+		want, err := m.Score(ctx, prefix, p, cands)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range cands {
+			if math.Abs(got[i][j]-want[j]) > 1e-5 {
+				t.Errorf("prompt %d candidate %d: batch %g, alone %g", i, j, got[i][j], want[j])
+			}
+		}
+	}
+	if _, err := m.ScoreBatch(ctx, prefix, nil, cands); err == nil {
+		t.Error("no prompts: no error")
+	}
+}
