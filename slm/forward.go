@@ -251,7 +251,7 @@ func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerAct
 		case s.Logits == LogitsLast && len(s.Tokens) > 0:
 			cnt = 1
 		case s.Logits == LogitsLast:
-			out[i] = [][]float32{s.Cache.last}
+			out[i] = [][]float32{append([]float32(nil), s.Cache.last...)}
 			continue
 		}
 		rows := make([][]float32, cnt)
@@ -260,7 +260,8 @@ func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerAct
 			k++
 		}
 		if cnt > 0 {
-			s.Cache.last = rows[cnt-1]
+			// A copy: callers (samplers) may change the rows they get.
+			s.Cache.last = append([]float32(nil), rows[cnt-1]...)
 		}
 		out[i] = rows
 	}

@@ -188,3 +188,27 @@ func TestScoreBatch(t *testing.T) {
 		t.Error("no prompts: no error")
 	}
 }
+
+// TestLastLogitsNotAliased checks that changing returned logits (as a
+// sampler does) does not change what the cache remembers.
+func TestLastLogitsNotAliased(t *testing.T) {
+	cfg := testConfigs(t)["qwen2"]
+	m := randomModel(t, cfg, 15)
+	ctx := context.Background()
+	c := m.NewCache()
+	out, err := m.Forward(ctx, []Sequence{{Cache: c, Tokens: []int{1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), out[0][0]...)
+	for i := range out[0][0] {
+		out[0][0][i] = 0
+	}
+	again, err := m.Forward(ctx, []Sequence{{Cache: c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(again[0][0], want); d != 0 {
+		t.Errorf("cached last logits changed by %g", d)
+	}
+}
