@@ -457,3 +457,21 @@ func TestNoLeakage(t *testing.T) {
 		}
 	}
 }
+
+// TestShrinkOption: the options reach the affinities through the distiller
+// (defaults filled once, "none" kept as none).
+func TestShrinkOption(t *testing.T) {
+	d, train := tiny(t)
+	s := &split.Split{Protocol: split.ProtocolPaper, Users: []int32{0, 1, 2}, Train: train, Test: []int32{8}}
+	for _, c := range []struct {
+		shrink, want float64
+	}{{-1, 7.0 / 6}, {0, 7.0 / 3 / 4}, {2, 7.0 / 3 / 4}, {1, 7.0 / 3 / 3}} {
+		ps, _, err := DistillStats(context.Background(), d, s, StatsOptions{Shrink: c.shrink})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ps[0].Features["genre:Action"]; !near(got, c.want) {
+			t.Errorf("shrink %v: u0 Action affinity %v, want %v", c.shrink, got, c.want)
+		}
+	}
+}

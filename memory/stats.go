@@ -91,6 +91,19 @@ type StatsOptions struct {
 	BatchSize int `json:"batch_size,omitempty"`
 }
 
+// shrink is the effective Shrink: 0 means the default 2, negative none.
+func (o *StatsOptions) shrink() float64 {
+	switch {
+	case o.Shrink == 0:
+		return 2
+	case o.Shrink < 0:
+		return 0
+	}
+	return o.Shrink
+}
+
+// fill sets the defaults of the zero fields (Shrink is read through
+// shrink). It is idempotent.
 func (o *StatsOptions) fill() {
 	if o.MinGenreRatings <= 0 {
 		o.MinGenreRatings = 3
@@ -100,11 +113,6 @@ func (o *StatsOptions) fill() {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 10
-	}
-	if o.Shrink == 0 {
-		o.Shrink = 2
-	} else if o.Shrink < 0 {
-		o.Shrink = 0
 	}
 	if o.MinItemRatings <= 0 {
 		o.MinItemRatings = 10
@@ -490,7 +498,7 @@ func (s *Stats) User(u int32, n int) UserStats {
 	shrink := func(as []Affinity) {
 		for k := range as {
 			if as[k].Count > 0 {
-				as[k].Value /= float64(as[k].Count) + s.opt.Shrink
+				as[k].Value /= float64(as[k].Count) + s.opt.shrink()
 			}
 		}
 	}
