@@ -27,6 +27,11 @@ type KMeansOptions struct {
 	// Workers bounds the goroutines; default runtime.GOMAXPROCS(0). The
 	// result does not depend on it.
 	Workers int
+	// Dense turns off the sparse path: by default, when at most a fifth of
+	// the entries are non-zero (tf-idf vectors), distances are computed
+	// from the non-zeros as |x|² − 2x·c + |c|². The two paths round
+	// differently, so their results may differ in the last bits.
+	Dense bool
 }
 
 func (o *KMeansOptions) fill() {
@@ -111,6 +116,7 @@ func KMeans(ctx context.Context, x [][]float32, opt KMeansOptions) (*Clustering,
 	if opt.Tol > 0 {
 		tol = opt.Tol * meanVariance(x)
 	}
+	pts := newPoints(x, !opt.Dense)
 
 	results := make([]*Clustering, opt.NInit)
 	errs := make([]error, opt.NInit)
@@ -126,14 +132,14 @@ func KMeans(ctx context.Context, x [][]float32, opt KMeansOptions) (*Clustering,
 					if r >= opt.NInit {
 						return
 					}
-					results[r], errs[r] = lloyd(ctx, x, opt, r, tol, 1)
+					results[r], errs[r] = lloyd(ctx, pts, opt, r, tol, 1)
 				}
 			}()
 		}
 		wg.Wait()
 	} else {
 		for r := range opt.NInit {
-			results[r], errs[r] = lloyd(ctx, x, opt, r, tol, opt.Workers)
+			results[r], errs[r] = lloyd(ctx, pts, opt, r, tol, opt.Workers)
 		}
 	}
 	var best *Clustering
@@ -176,10 +182,11 @@ func restartRNG(seed int64, r int) *rand.Rand {
 }
 
 // lloyd runs one restart.
-func lloyd(ctx context.Context, x [][]float32, opt KMeansOptions, r int, tol float64, workers int) (*Clustering, error) {
+func lloyd(ctx context.Context, pts *points, opt KMeansOptions, r int, tol float64, workers int) (*Clustering, error) {
+	x := pts.x
 	n, d, k := len(x), len(x[0]), opt.K
 	rng := restartRNG(opt.Seed, r)
-	cent := seedPlusPlus(x, k, rng)
+	cent := seedPlusPlus(pts, k, rng)
 	labels := make([]int, n)
 	for i := range labels {
 		labels[i] = -1
@@ -192,7 +199,7 @@ func lloyd(ctx context.Context, x [][]float32, opt KMeansOptions, r int, tol flo
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		changed, inertia := assignAll(x, cent, labels, dist, workers)
+		changed, inertia := assignAll(pts, cent, labels, dist, workers)
 		c.Inertia, c.Iterations = inertia, it
 		if it > 0 && changed == 0 {
 			c.Converged = true
@@ -202,10 +209,10 @@ func lloyd(ctx context.Context, x [][]float32, opt KMeansOptions, r int, tol flo
 			break
 		}
 		fixEmpty(labels, dist, counts, k)
-		shift := updateCentroids(x, labels, cent, sums, counts)
+		shift := updateCentroids(pts, labels, cent, sums, counts)
 		if tol >= 0 && shift <= tol {
 			// Labels must match the final centroids.
-			_, c.Inertia = assignAll(x, cent, labels, dist, workers)
+			_, c.Inertia = assignAll(pts, cent, labels, dist, workers)
 			c.Iterations, c.Converged = it+1, true
 			break
 		}
@@ -219,10 +226,11 @@ func lloyd(ctx context.Context, x [][]float32, opt KMeansOptions, r int, tol flo
 		// when its member went back to an equally near centroid. Give it a
 		// member so that every persona has users.
 		fixEmpty(labels, dist, counts, k)
-		updateCentroids(x, labels, cent, sums, counts)
+		updateCentroids(pts, labels, cent, sums, counts)
 		c.Inertia = 0
-		for i, v := range x {
-			c.Inertia += float64(sqDist(v, cent[labels[i]]))
+		norms := sqNorms(cent)
+		for i := range x {
+			c.Inertia += float64(pts.dist(i, cent[labels[i]], norms[labels[i]]))
 		}
 		copy(c.Sizes, counts)
 	}
@@ -231,7 +239,8 @@ func lloyd(ctx context.Context, x [][]float32, opt KMeansOptions, r int, tol flo
 }
 
 // seedPlusPlus picks k initial centroids by greedy k-means++.
-func seedPlusPlus(x [][]float32, k int, rng *rand.Rand) [][]float32 {
+func seedPlusPlus(pts *points, k int, rng *rand.Rand) [][]float32 {
+	x := pts.x
 	n := len(x)
 	trials := 2 + int(math.Log(float64(k)))
 	cent := make([][]float32, 0, k)
@@ -239,8 +248,9 @@ func seedPlusPlus(x [][]float32, k int, rng *rand.Rand) [][]float32 {
 	cent = append(cent, clone(x[first]))
 	closest := make([]float64, n)
 	var pot float64
-	for i, v := range x {
-		closest[i] = float64(sqDist(v, cent[0]))
+	cn := sqNorm(cent[0])
+	for i := range x {
+		closest[i] = float64(pts.dist(i, cent[0], cn))
 		pot += closest[i]
 	}
 	cum := make([]float64, n)
@@ -271,8 +281,9 @@ func seedPlusPlus(x [][]float32, k int, rng *rand.Rand) [][]float32 {
 				idx = lo
 			}
 			var p float64
-			for i, v := range x {
-				cand[i] = min(closest[i], float64(sqDist(v, x[idx])))
+			cn := sqNorm(x[idx])
+			for i := range x {
+				cand[i] = min(closest[i], float64(pts.dist(i, x[idx], cn)))
 				p += cand[i]
 			}
 			if p < bestPot {
@@ -288,8 +299,9 @@ func seedPlusPlus(x [][]float32, k int, rng *rand.Rand) [][]float32 {
 
 // assignAll sets each vector's nearest centroid and squared distance and
 // returns how many labels changed and the inertia.
-func assignAll(x, cent [][]float32, labels []int, dist []float32, workers int) (int, float64) {
-	n := len(x)
+func assignAll(pts *points, cent [][]float32, labels []int, dist []float32, workers int) (int, float64) {
+	n := len(pts.x)
+	norms := sqNorms(cent)
 	nChunks := (n + chunkRows - 1) / chunkRows
 	changed := make([]int, nChunks)
 	inertia := make([]float64, nChunks)
@@ -298,7 +310,7 @@ func assignAll(x, cent [][]float32, labels []int, dist []float32, workers int) (
 		var ch int
 		var in float64
 		for i := lo; i < hi; i++ {
-			l, dd := nearest(x[i], cent)
+			l, dd := pts.nearest(i, cent, norms)
 			if l != labels[i] {
 				ch++
 				labels[i] = l
@@ -373,7 +385,8 @@ func fixEmpty(labels []int, dist []float32, counts []int, k int) {
 
 // updateCentroids moves each centroid to its members' mean and returns the
 // summed squared shift. Every cluster has a member (fixEmpty ran).
-func updateCentroids(x [][]float32, labels []int, cent [][]float32, sums []float64, counts []int) float64 {
+func updateCentroids(pts *points, labels []int, cent [][]float32, sums []float64, counts []int) float64 {
+	x := pts.x
 	d := len(x[0])
 	clear(sums)
 	clear(counts)
@@ -381,6 +394,12 @@ func updateCentroids(x [][]float32, labels []int, cent [][]float32, sums []float
 		l := labels[i]
 		counts[l]++
 		s := sums[l*d : (l+1)*d]
+		if pts.idx != nil {
+			for k, j := range pts.idx[i] {
+				s[j] += float64(pts.val[i][k])
+			}
+			continue
+		}
 		for j, f := range v {
 			s[j] += float64(f)
 		}
@@ -400,6 +419,90 @@ func updateCentroids(x [][]float32, labels []int, cent [][]float32, sums []float
 		}
 	}
 	return shift
+}
+
+// points are the vectors k-means clusters, with their non-zeros when
+// sparse enough to be worth it.
+type points struct {
+	x    [][]float32
+	idx  [][]int32 // nil: dense
+	val  [][]float32
+	norm []float32 // squared norms of the rows (sparse only)
+}
+
+// maxSparseDensity is the largest share of non-zeros for the sparse path.
+const maxSparseDensity = 0.2
+
+func newPoints(x [][]float32, allowSparse bool) *points {
+	p := &points{x: x}
+	if !allowSparse {
+		return p
+	}
+	var nnz int
+	for _, v := range x {
+		for _, f := range v {
+			if f != 0 {
+				nnz++
+			}
+		}
+	}
+	if float64(nnz) > maxSparseDensity*float64(len(x)*len(x[0])) {
+		return p
+	}
+	p.idx = make([][]int32, len(x))
+	p.val = make([][]float32, len(x))
+	p.norm = make([]float32, len(x))
+	for i, v := range x {
+		for j, f := range v {
+			if f != 0 {
+				p.idx[i] = append(p.idx[i], int32(j))
+				p.val[i] = append(p.val[i], f)
+			}
+		}
+		p.norm[i] = sqNorm(v)
+	}
+	return p
+}
+
+// dist is the squared distance of row i to c, whose squared norm is cn.
+func (p *points) dist(i int, c []float32, cn float32) float32 {
+	if p.idx == nil {
+		return sqDist(p.x[i], c)
+	}
+	var dot float32
+	val := p.val[i]
+	for k, j := range p.idx[i] {
+		dot += val[k] * c[j]
+	}
+	return max(0, p.norm[i]-2*dot+cn)
+}
+
+// nearest returns the centroid nearest to row i and the squared distance,
+// the lower index on ties.
+func (p *points) nearest(i int, cent [][]float32, norms []float32) (int, float32) {
+	best, bd := 0, p.dist(i, cent[0], norms[0])
+	for c := 1; c < len(cent); c++ {
+		if dd := p.dist(i, cent[c], norms[c]); dd < bd {
+			best, bd = c, dd
+		}
+	}
+	return best, bd
+}
+
+func sqNorm(v []float32) float32 {
+	var s float32
+	for _, f := range v {
+		s += f * f
+	}
+	return s
+}
+
+func sqNorms(cent [][]float32) []float32 {
+	out := make([]float32, len(cent))
+	for c, v := range cent {
+		out[c] = sqNorm(v)
+	}
+	return out
 }
 
 // nearest returns the index of the centroid nearest to v and the squared

@@ -172,3 +172,35 @@ func TestKMeansErrors(t *testing.T) {
 		t.Error("Assign of a short vector: no error")
 	}
 }
+
+func TestKMeansSparseMatchesDense(t *testing.T) {
+	in := synthInput(t, "paper")
+	tf := &TFIDF{}
+	if err := tf.Fit(context.Background(), in.Profiles); err != nil {
+		t.Fatal(err)
+	}
+	x, err := tf.Embed(context.Background(), in.Profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newPoints(x, true).idx == nil {
+		t.Fatal("tf-idf vectors did not take the sparse path")
+	}
+	sparse, err := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dense, err := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1, Dense: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ari, _ := AdjustedRand(sparse.Labels, dense.Labels)
+	if ari < 0.99 || math.Abs(sparse.Inertia-dense.Inertia) > 1e-4*dense.Inertia {
+		t.Errorf("sparse: inertia %v; dense: %v; ARI between them %v", sparse.Inertia, dense.Inertia, ari)
+	}
+	par, _ := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1, Workers: 5, NInit: 3})
+	ser, _ := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1, Workers: 1, NInit: 3})
+	if par.Inertia != ser.Inertia || !slices.Equal(par.Labels, ser.Labels) {
+		t.Error("sparse path depends on the number of workers")
+	}
+}
