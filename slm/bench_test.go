@@ -12,7 +12,9 @@ import (
 // 576, 9 heads, 3 kv heads, MLP 1536, vocab 49152) on 2 threads, as
 // llama.cpp's llama-bench was run on this machine (DESIGN.md §5):
 //
-//	go test -run '^$' -bench 'Prefill|Decode' -benchtime 3x ./slm/
+//	go test -run '^$' -bench 'Prefill' -benchtime 3x -count 3 ./slm/
+//	go test -run '^$' -bench 'Decode' -benchtime 40x -count 3 ./slm/
+//	go test -run '^$' -bench 'ScoreRating' -benchtime 4x ./slm/
 
 var (
 	benchOnce   sync.Once
