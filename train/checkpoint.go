@@ -30,7 +30,11 @@ func saveCheckpoint(path string, params []*Param, opt *adamW, st *state, best []
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
-	meta, err := json.Marshal(ckptState{state: *st, OptStep: opt.t})
+	cs := ckptState{state: *st, OptStep: opt.t}
+	if cs.BestStep == 0 {
+		cs.BestLoss = 0 // +Inf until the first evaluation; JSON has no infinity
+	}
+	meta, err := json.Marshal(cs)
 	if err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
@@ -126,6 +130,9 @@ func loadCheckpoint(path string, params []*Param, opt *adamW, st *state, best []
 		}
 	}
 	*st = cs.state
+	if st.BestStep == 0 {
+		st.BestLoss = math.Inf(1)
+	}
 	opt.t = cs.OptStep
 	return true, nil
 }

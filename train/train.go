@@ -208,7 +208,7 @@ type Result struct {
 	Train    []Record     `json:"train"`
 	Eval     []EvalRecord `json:"eval"`
 	BestStep int          `json:"best_step"` // step of the best evaluation (0: none)
-	BestLoss float64      `json:"best_loss"`
+	BestLoss float64      `json:"best_loss"` // its held-out loss (0: none)
 	// Stopped says why the run ended: "steps", "early stop" or "cancelled".
 	Stopped string `json:"stopped"`
 }
@@ -347,7 +347,11 @@ func Train(ctx context.Context, obj Objective, cfg Config) (*Result, error) {
 		return cfg.writeCurves(st)
 	}
 	result := func(stopped string) *Result {
-		return &Result{Steps: st.Step, Train: st.Train, Eval: st.Eval, BestStep: st.BestStep, BestLoss: st.BestLoss, Stopped: stopped}
+		r := &Result{Steps: st.Step, Train: st.Train, Eval: st.Eval, BestStep: st.BestStep, BestLoss: st.BestLoss, Stopped: stopped}
+		if r.BestStep == 0 {
+			r.BestLoss = 0
+		}
+		return r
 	}
 	cancelled := func(err error) (*Result, error) {
 		if serr := save(); serr != nil {
