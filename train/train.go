@@ -441,14 +441,16 @@ func Train(ctx context.Context, obj Objective, cfg Config) (*Result, error) {
 			break
 		}
 	}
+	// The final checkpoint holds the last weights (and the best ones), so
+	// that a run resumed with more steps continues from where it ended.
+	if err := save(); err != nil {
+		return result(stopped), err
+	}
 	if cfg.RestoreBest && st.BestStep > 0 && st.BestStep != st.Step {
 		for i, p := range params {
 			copy(p.W, best[i])
 		}
 		cfg.log("restored best", "step", st.BestStep, "loss", st.BestLoss)
-	}
-	if err := save(); err != nil {
-		return result(stopped), err
 	}
 	return result(stopped), nil
 }

@@ -81,7 +81,8 @@ type Config struct {
 	AlphaPattern map[string]float64
 	// Init is init_lora_weights.
 	Init Init
-	// InferenceMode is PEFT's inference_mode flag, kept for round trips.
+	// InferenceMode is PEFT's inference_mode flag as read. Marshal always
+	// writes true, as PEFT's save_pretrained does.
 	InferenceMode bool
 
 	// extra holds fields of adapter_config.json this package does not
@@ -320,7 +321,6 @@ var knownField = map[string]bool{
 	"lora_dropout": true, "target_modules": true, "use_rslora": true, "rank_pattern": true,
 	"alpha_pattern": true, "init_lora_weights": true, "inference_mode": true, "bias": true,
 	"fan_in_fan_out": true, "use_dora": true, "modules_to_save": true, "layers_to_transform": true,
-	"task_type": true,
 }
 
 // Marshal writes adapter_config.json as PEFT's save_pretrained does: every
@@ -356,7 +356,8 @@ func (c *Config) Marshal() ([]byte, error) {
 	m["lora_alpha"] = jsonNumber(c.Alpha)
 	m["lora_dropout"] = jsonFloat(c.Dropout)
 	m["use_rslora"] = c.UseRSLoRA
-	m["inference_mode"] = c.InferenceMode
+	// PEFT's save_pretrained always writes inference_mode true.
+	m["inference_mode"] = true
 	if c.TargetRegex != "" {
 		m["target_modules"] = c.TargetRegex
 	} else if len(c.TargetModules) == 1 && c.TargetModules[0] == AllLinear {
