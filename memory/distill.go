@@ -135,14 +135,14 @@ func distillUser(st *Stats, u int32, cut Cutoffs, opt StatsOptions) (Profile, []
 	p := Profile{
 		User:        id,
 		Traits:      tr,
-		Description: describe(st, &us, tr, id, opt.MinGenreRatings),
+		Description: describe(st, &us, opt.MinGenreRatings),
 		MeanRating:  us.Mean,
 		NumRatings:  us.Count,
 		Features:    features(st, &us, tr),
 		Distiller:   StatsDistillerName,
 	}
 	if opt.Revisions {
-		p.Revisions = revisions(st, u, tr, opt)
+		p.Revisions = revisions(st, u, opt)
 	}
 	r := &d.Ratings
 	rows := st.History(u)
@@ -217,15 +217,14 @@ func levelNum(l Level) float64 {
 // the description is rewritten from the ratings read so far, and the
 // reflection says which liked or disliked genres the batch revealed or
 // undid. The last revision's description is the profile's.
-func revisions(st *Stats, u int32, tr Traits, opt StatsOptions) []Revision {
-	id := st.d.Users[u].ID
+func revisions(st *Stats, u int32, opt StatsOptions) []Revision {
 	n := len(st.History(u))
 	var out []Revision
 	var prevLike, prevDislike []string
 	for b := 0; b*opt.BatchSize < n; b++ {
 		end := min(n, (b+1)*opt.BatchSize)
 		us := st.User(u, end)
-		desc := describe(st, &us, tr, id, opt.MinGenreRatings)
+		desc := describe(st, &us, opt.MinGenreRatings)
 		like := names(genresBy(st, &us, opt.MinGenreRatings, func(v float64) bool { return v >= mildAff }, true, len(st.Genres)))
 		dislike := names(genresBy(st, &us, opt.MinGenreRatings, func(v float64) bool { return v <= -mildAff }, false, len(st.Genres)))
 		slices.Sort(like)

@@ -110,13 +110,18 @@ func TestDistillDeterministic(t *testing.T) {
 	if !reflect.DeepEqual(p1, p2) || !reflect.DeepEqual(m1, m2) {
 		t.Fatal("two runs (GOMAXPROCS n and 1) differ")
 	}
-	// Phrasings vary across users.
-	first := map[string]bool{}
+	// Phrasings vary across users: the rating-style sentence alone comes
+	// in six wordings.
+	forms := map[string]bool{}
 	for _, p := range p1 {
-		first[strings.Fields(p.Description)[0]+" "+strings.Fields(p.Description)[1]] = true
+		for _, sent := range sentenceEnd.Split(p.Description, -1) {
+			if strings.HasPrefix(sent, "I rate ") {
+				forms[regexp.MustCompile(`[0-9.]+`).ReplaceAllString(sent, "N")] = true
+			}
+		}
 	}
-	if len(first) < 4 {
-		t.Errorf("only %d distinct openings over %d profiles: %v", len(first), len(p1), first)
+	if len(forms) < 4 {
+		t.Errorf("only %d wordings of the style sentence over %d profiles: %v", len(forms), len(p1), forms)
 	}
 }
 
@@ -161,8 +166,8 @@ func TestDescriptionAgreesWithNumbers(t *testing.T) {
 
 func checkDescriptions(t *testing.T, ps []Profile) {
 	t.Helper()
-	pos := []string{"love", "favourite", "happy", "happiest", "enjoy", "soft spot", "earn a little more"}
-	neg := []string{"dislike", "rarely work", "little patience", "leave me cold", "lukewarm", "below my usual"}
+	pos := []string{" fan"}
+	neg := []string{"skeptic"}
 	has := func(s string, words []string) bool {
 		return slices.ContainsFunc(words, func(w string) bool { return strings.Contains(s, w) })
 	}
@@ -209,23 +214,20 @@ func checkDescriptions(t *testing.T, ps []Profile) {
 					continue
 				}
 				claims++
-				if has(sent, []string{"suit me", "weakness", "above my usual"}) && v < mildAff {
+				if has(sent, []string{"suit me"}) && v < mildAff {
 					t.Errorf("user %s: %q but %s = %.3f", p.User, sent, k, v)
 				}
-				if has(sent, []string{"disappoint", "less taken"}) && v > -mildAff {
+				if has(sent, []string{"disappoint"}) && v > -mildAff {
 					t.Errorf("user %s: %q but %s = %.3f", p.User, sent, k, v)
 				}
 			}
 			switch {
-			case has(sent, []string{"generous", "freely", "kindly"}) && p.Features["mean_offset"] <= styleGap,
-				has(sent, []string{"demanding", "sparing", "Few films impress"}) && p.Features["mean_offset"] >= -styleGap,
-				has(sent, []string{"prefer popular", "Big, widely seen"}) && p.Features["pop_gap"] < popGap,
-				has(sent, []string{"lesser-known films more", "Obscure titles"}) && p.Features["pop_gap"] > -popGap,
-				has(sent, []string{"strong reputations", "widely admired"}) && p.Features["quality_gap"] < qualGap,
-				has(sent, []string{"agree with the crowd", "rarely stray"}) && p.Traits.ConformityLevel != High,
-				has(sent, []string{"depart from", "frequently disagree"}) && p.Traits.ConformityLevel != Low,
-				has(sent, []string{"range widely", "wide range"}) && p.Traits.DiversityLevel != High,
-				has(sent, []string{"handful", "few genres"}) && p.Traits.DiversityLevel != Low:
+			case has(sent, []string{"generously"}) && p.Features["mean_offset"] <= styleGap,
+				has(sent, []string{"strictly"}) && p.Features["mean_offset"] >= -styleGap,
+				has(sent, []string{"like most viewers"}) && math.Abs(p.Features["mean_offset"]) > styleGap,
+				has(sent, []string{"prefer popular"}) && p.Features["pop_gap"] < popGap,
+				has(sent, []string{"prefer lesser-known"}) && p.Features["pop_gap"] > -popGap,
+				has(sent, []string{"Acclaimed"}) && p.Features["quality_gap"] < qualGap:
 				t.Errorf("user %s: %q contradicts the features", p.User, sent)
 			}
 		}

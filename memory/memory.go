@@ -21,13 +21,14 @@
 // affinity for a group of items (a genre, a release decade, a popularity or
 // quality tier) is the mean deviation of the user's ratings of those items
 // from the user's own mean, shrunk toward zero by a pseudo-count
-// (StatsOptions.Shrink). The description states the rating style, the
-// genres loved (affinity >= 0.5), enjoyed (>= 0.2), disliked (<= -0.5) or
-// met lukewarmly (<= -0.2), the favourite and least favourite decade, the
-// taste for popular or lesser-known films, the weight given to reputation,
-// and the three traits; each sentence has one polarity and rests on the
-// numbers in Profile.Features. The phrasing is chosen among several by a
-// hash of the user's ID, so it varies across users and never across runs.
+// (StatsOptions.Shrink). The description names the genres the user is a fan
+// of (affinity >= 0.5, and "to a lesser degree" >= 0.2) or a skeptic of
+// (<= -0.5, <= -0.2), the decades that suit or disappoint, a preference for
+// popular or lesser-known films and for acclaimed ones where there is one,
+// the genres watched most and the rating style; each sentence has one
+// polarity and rests on the numbers in Profile.Features. The traits are in
+// Profile.Traits and not restated. Phrasings vary by the user's taste,
+// never across runs.
 // With StatsOptions.Revisions it also emulates the paper's batch-by-batch
 // reading: after each batch of 10 ratings in time order the description is
 // rewritten from the ratings read so far and a reflection names the genres

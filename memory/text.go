@@ -47,6 +47,20 @@ func list(names []string) string {
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
+// bound lists names each bound to word with its article:
+// "an Action fan, a Crime fan and a Drama fan".
+func bound(names []string, word string) string {
+	out := make([]string, len(names))
+	for k, n := range names {
+		art := "a"
+		if n != "" && strings.ContainsRune("AEIOUaeiou", rune(n[0])) {
+			art = "an"
+		}
+		out[k] = art + " " + n + " " + word
+	}
+	return list(out)
+}
+
 // eraPhrase turns an era label into words: "the 1970s", "before 1950".
 func eraPhrase(label string) string {
 	if label == "pre-1950" {
@@ -99,87 +113,95 @@ func names(xs []scored) []string {
 
 // describe writes the profile text of a user from the statistics. Every
 // sentence has one polarity and rests on the numbers it names: a genre is
-// said to be liked only with a positive affinity, disliked only with a
-// negative one, and so on.
-func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string {
-	var out []string
-	say := func(variants []string, salt string, args ...any) {
-		out = append(out, fmt.Sprintf(variants[pick(len(variants), id, salt)], args...))
-	}
+// called a "fan" genre only with an affinity of at least mildAff, a
+// "skeptic" genre only with one of at most -mildAff, and so on. The traits
+// are not restated: the rating prompt gives them beside the profile.
+//
+// The genre sentences keep one wording, each genre bound to its polarity
+// word ("an Action fan", "a Horror skeptic"), so that a bag of words and
+// word pairs (tf-idf with bigrams, as persona clustering sees a profile)
+// keeps which genres are liked and which are not. The other sentences vary
+// among phrasings chosen by a hash of the user's strongest genre, not of the
+// user's ID: the wording follows taste rather than chance, since wording
+// that varies by chance is what a bag-of-words embedder clusters on first
+// (measured on the synthetic world: ARI of tf-idf personas 0.06 with
+// ID-keyed wording and trait sentences, 0.45 without).
+func describe(s *Stats, us *UserStats, minGenre int) string {
 	if us.Count == 0 {
 		return "I have not rated anything yet."
 	}
-
-	// Rating style.
-	m, g := fmtStars(us.Mean), fmtStars(s.GlobalMean)
-	switch off := us.Mean - s.GlobalMean; {
-	case off > styleGap:
-		say([]string{
-			"I am a generous rater: my ratings average %s stars, above the typical %s.",
-			"I hand out stars freely, averaging %s against an overall %s.",
-			"On the whole I rate kindly, %s stars on average where most viewers give %s.",
-		}, "style", m, g)
-	case off < -styleGap:
-		say([]string{
-			"I am a demanding critic: my ratings average %s stars, below the typical %s.",
-			"I am sparing with stars, averaging %s against an overall %s.",
-			"Few films impress me; I average %s stars where most viewers give %s.",
-		}, "style", m, g)
-	default:
-		say([]string{
-			"My ratings average %s stars, close to the typical %s.",
-			"I rate much like the average viewer, about %s stars a film against %s overall.",
-		}, "style", m, g)
-	}
-
-	// Genres liked and disliked.
-	loves := genresBy(s, us, minGenre, func(v float64) bool { return v >= strongAff }, true, 3)
-	likes := genresBy(s, us, minGenre, func(v float64) bool { return v >= mildAff && v < strongAff }, true, max(0, 3-len(loves)))
-	hates := genresBy(s, us, minGenre, func(v float64) bool { return v <= -strongAff }, false, 3)
-	meh := genresBy(s, us, minGenre, func(v float64) bool { return v <= -mildAff && v > -strongAff }, false, max(0, 3-len(hates)))
-	if len(loves) > 0 {
-		say([]string{
-			"I love %s films.",
-			"%s films are my favourites.",
-			"I am at my happiest watching %s films.",
-			"Give me %s and I am happy.",
-		}, "loves", list(names(loves)))
-	}
-	if len(likes) > 0 {
-		if len(loves) > 0 {
-			say([]string{
-				"I also enjoy %s.",
-				"I have a soft spot for %s as well.",
-				"%s films also tend to earn a little more from me.",
-			}, "likes", list(names(likes)))
-		} else {
-			say([]string{
-				"I enjoy %s films.",
-				"I have a soft spot for %s.",
-				"%s films tend to earn a little more from me.",
-			}, "likes", list(names(likes)))
+	all := len(s.Genres)
+	loves := genresBy(s, us, minGenre, func(v float64) bool { return v >= strongAff }, true, all)
+	likes := genresBy(s, us, minGenre, func(v float64) bool { return v >= mildAff && v < strongAff }, true, all)
+	hates := genresBy(s, us, minGenre, func(v float64) bool { return v <= -strongAff }, false, all)
+	meh := genresBy(s, us, minGenre, func(v float64) bool { return v <= -mildAff && v > -strongAff }, false, all)
+	taste := ""
+	for _, xs := range [][]scored{loves, likes, hates, meh} {
+		if len(xs) > 0 {
+			taste = xs[0].name
+			break
 		}
 	}
+	var out []string
+	sayKey := func(variants []string, salt, key string, args ...any) {
+		out = append(out, fmt.Sprintf(variants[pick(len(variants), key, salt)], args...))
+	}
+	say := func(variants []string, salt string, args ...any) { sayKey(variants, salt, taste, args...) }
+
+	// Genres, each bound to its polarity word ("an Action fan", "a Horror
+	// skeptic") in one fixed wording, so that a bag of words and word pairs
+	// (tf-idf with bigrams) keeps which genres are liked and which are not.
+	if len(loves) > 0 {
+		out = append(out, fmt.Sprintf("I am %s.", bound(names(loves), "fan")))
+	}
+	if len(likes) > 0 {
+		out = append(out, fmt.Sprintf("To a lesser degree, I am %s.", bound(names(likes), "fan")))
+	}
 	if len(hates) > 0 {
-		say([]string{
-			"I dislike %s films.",
-			"%s films rarely work for me.",
-			"I have little patience for %s.",
-		}, "hates", list(names(hates)))
+		out = append(out, fmt.Sprintf("I am %s.", bound(names(hates), "skeptic")))
 	}
 	if len(meh) > 0 {
-		say([]string{
-			"%s films tend to leave me cold.",
-			"I am lukewarm about %s.",
-			"I rate %s films a little below my usual.",
-		}, "meh", list(names(meh)))
+		out = append(out, fmt.Sprintf("To a lesser degree, I am %s.", bound(names(meh), "skeptic")))
 	}
 	rated := slices.ContainsFunc(us.Genre, func(a Affinity) bool { return a.Count >= minGenre })
 	if rated && len(loves)+len(likes)+len(hates)+len(meh) == 0 {
 		say([]string{
-			"No genre stands out for me: I rate across genres fairly evenly.",
-			"Genre matters little to me; my ratings are much the same across genres.",
+			"No genre stands out for me.",
+			"No genre stands out: I rate all genres much alike.",
 		}, "even")
+	}
+
+	// Eras: the decade word is bound to "suit" or "disappoint".
+	best, worst := -1, -1
+	for e, a := range us.Era {
+		if a.Count < minTier {
+			continue
+		}
+		if a.Value >= mildAff && (best < 0 || a.Value > us.Era[best].Value) {
+			best = e
+		}
+		if a.Value <= -mildAff && (worst < 0 || a.Value < us.Era[worst].Value) {
+			worst = e
+		}
+	}
+	if best >= 0 {
+		say([]string{"Films from %s suit me.", "Films from %s suit me best."}, "era+", eraPhrase(s.Eras[best]))
+	}
+	if worst >= 0 {
+		say([]string{"Films from %s disappoint me.", "Films from %s disappoint me most."}, "era-", eraPhrase(s.Eras[worst]))
+	}
+
+	// Popularity and reputation, stated only where they matter.
+	if hi, lo := us.Pop[TierHigh], us.Pop[TierLow]; hi.Count >= minTier && lo.Count >= minTier {
+		switch d := hi.Value - lo.Value; {
+		case d >= popGap:
+			say([]string{"I prefer popular films.", "I prefer popular films to obscure ones."}, "pop")
+		case d <= -popGap:
+			say([]string{"I prefer lesser-known films.", "I prefer lesser-known films to big hits."}, "pop")
+		}
+	}
+	if hi, lo := us.Quality[TierHigh], us.Quality[TierLow]; hi.Count >= minTier && lo.Count >= minTier && hi.Value-lo.Value >= qualGap {
+		say([]string{"Acclaimed films earn my best ratings.", "Acclaimed films earn my highest ratings."}, "qual")
 	}
 
 	// What the user watches most (a share, not a liking).
@@ -199,100 +221,18 @@ func describe(s *Stats, us *UserStats, t Traits, id string, minGenre int) string
 		return strings.Compare(a.name, b.name)
 	})
 	if len(top) > 0 {
-		say([]string{
-			"I watch more %s than anything else.",
-			"%s films make up much of my viewing.",
-			"Most often I end up watching %s.",
-		}, "share", list(names(top[:min(2, len(top))])))
+		say([]string{"I mostly watch %s.", "I mostly watch %s films."}, "share", list(names(top[:min(2, len(top))])))
 	}
 
-	// Eras.
-	best, worst := -1, -1
-	for e, a := range us.Era {
-		if a.Count < minTier {
-			continue
-		}
-		if a.Value >= mildAff && (best < 0 || a.Value > us.Era[best].Value) {
-			best = e
-		}
-		if a.Value <= -mildAff && (worst < 0 || a.Value < us.Era[worst].Value) {
-			worst = e
-		}
-	}
-	if best >= 0 {
-		say([]string{
-			"Films from %s suit me especially well.",
-			"I have a weakness for films from %s.",
-			"I rate films from %s above my usual.",
-		}, "era+", eraPhrase(s.Eras[best]))
-	}
-	if worst >= 0 {
-		say([]string{
-			"Films from %s tend to disappoint me.",
-			"I am less taken with films from %s.",
-		}, "era-", eraPhrase(s.Eras[worst]))
-	}
-
-	// Popularity.
-	if hi, lo := us.Pop[TierHigh], us.Pop[TierLow]; hi.Count >= minTier && lo.Count >= minTier {
-		switch d := hi.Value - lo.Value; {
-		case d >= popGap:
-			say([]string{
-				"I prefer popular crowd-pleasers to lesser-known titles.",
-				"Big, widely seen films win me over more than obscure ones.",
-			}, "pop")
-		case d <= -popGap:
-			say([]string{
-				"I appreciate lesser-known films more than the big hits.",
-				"Obscure titles often reward me more than blockbusters do.",
-			}, "pop")
-		default:
-			say([]string{
-				"Whether a film is famous or obscure makes little difference to my rating.",
-				"I judge big hits and lesser-known films alike.",
-			}, "pop")
-		}
-	}
-
-	// Reputation (quality tiers) and conformity.
-	if hi, lo := us.Quality[TierHigh], us.Quality[TierLow]; hi.Count >= minTier && lo.Count >= minTier {
-		switch d := hi.Value - lo.Value; {
-		case d >= qualGap:
-			say([]string{
-				"Films with strong reputations usually earn my higher marks.",
-				"The widely admired films tend to be the ones I rate best.",
-			}, "qual")
-		case d < qualFlat && t.ConformityLevel == Medium:
-			say([]string{
-				"A film's reputation does little to sway me.",
-				"I judge a film on its own, whatever its reputation.",
-			}, "qual")
-		}
-	}
-	switch t.ConformityLevel {
-	case High:
-		say([]string{
-			"My ratings usually agree with the crowd's.",
-			"I rarely stray far from the consensus.",
-		}, "conf")
-	case Low:
-		say([]string{
-			"My ratings often depart from the consensus.",
-			"I frequently disagree with how others rate a film.",
-		}, "conf")
-	}
-	switch {
-	case len(top) == 0: // no genres known: nothing to say about diversity
-	case t.DiversityLevel == High:
-		say([]string{"My tastes range widely across genres.", "I watch across a wide range of genres."}, "div")
-	case t.DiversityLevel == Low:
-		say([]string{"I mostly stick to a handful of genres.", "My viewing keeps to a few genres."}, "div")
-	}
-	switch t.ActivityLevel {
-	case High:
-		say([]string{"I rate a great many films.", "I am a prolific rater."}, "act")
-	case Low:
-		say([]string{"I rate films only now and then.", "I do not rate very many films."}, "act")
+	// Rating style.
+	m, g := fmtStars(us.Mean), fmtStars(s.GlobalMean)
+	switch off := us.Mean - s.GlobalMean; {
+	case off > styleGap:
+		say([]string{"I rate generously, %s stars on average against %s overall.", "I rate generously: %s stars on average, where most give %s."}, "style", m, g)
+	case off < -styleGap:
+		say([]string{"I rate strictly, %s stars on average against %s overall.", "I rate strictly: %s stars on average, where most give %s."}, "style", m, g)
+	default:
+		say([]string{"I rate like most viewers, %s stars on average against %s overall.", "I rate like most viewers: %s stars on average, where most give %s."}, "style", m, g)
 	}
 	return strings.Join(out, " ")
 }
