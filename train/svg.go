@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // WriteSVG draws the loss curve as a self-contained SVG: the training loss
@@ -111,12 +112,20 @@ func WriteSVG(w io.Writer, r *Result) error {
 	ema := math.NaN()
 	for _, t := range r.Train {
 		xs, ys = append(xs, float64(t.Step)), append(ys, t.Loss)
-		if math.IsNaN(ema) {
-			ema = t.Loss
-		} else {
-			ema = 0.9*ema + 0.1*t.Loss
+		v := t.Loss
+		if logY { // average on the scale drawn, or large early losses dominate
+			v = math.Log(max(v, 1e-300))
 		}
-		es = append(es, ema)
+		if math.IsNaN(ema) {
+			ema = v
+		} else {
+			ema = 0.9*ema + 0.1*v
+		}
+		if logY {
+			es = append(es, math.Exp(ema))
+		} else {
+			es = append(es, ema)
+		}
 	}
 	legend := [][2]string{}
 	if len(xs) > 20 {
@@ -140,7 +149,11 @@ func WriteSVG(w io.Writer, r *Result) error {
 		if r.BestStep > 0 {
 			x, y := px(float64(r.BestStep)), py(r.BestLoss)
 			fmt.Fprintf(bw, `<circle cx="%s" cy="%s" r="6" fill="none" stroke="#a63603" stroke-width="2"/>`+"\n", f(x), f(y))
-			fmt.Fprintf(bw, `<text x="%s" y="%s" fill="#a63603">best %s @ %d</text>`+"\n", f(x+8), f(y-8), tickLabel(r.BestLoss), r.BestStep)
+			anchor, dx := "start", 8.0
+			if x > float64(left)+pw*0.75 {
+				anchor, dx = "end", -8
+			}
+			fmt.Fprintf(bw, `<text x="%s" y="%s" fill="#a63603" text-anchor="%s">best %s @ step %d</text>`+"\n", f(x+dx), f(y-10), anchor, tickLabel(r.BestLoss), r.BestStep)
 		}
 	}
 	for i, l := range legend {
@@ -180,7 +193,9 @@ func niceTicks(lo, hi float64, n int) []float64 {
 
 func tickLabel(v float64) string {
 	if v != 0 && (math.Abs(v) < 1e-3 || math.Abs(v) >= 1e6) {
-		return strconv.FormatFloat(v, 'e', 0, 64)
+		s := strconv.FormatFloat(v, 'e', 0, 64) // 1e-04
+		s = strings.Replace(s, "e-0", "e-", 1)
+		return strings.Replace(s, "e+0", "e+", 1)
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }
