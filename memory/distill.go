@@ -18,7 +18,7 @@ const StatsDistillerName = "stats"
 // StatsVersion changes whenever the stats distiller's output for the same
 // inputs changes (wording, thresholds, features), so that a cached
 // distillation made by an older version is redone.
-const StatsVersion = 1
+const StatsVersion = 2
 
 // StatsDistiller is the offline, deterministic Distiller: it writes
 // profiles and reasons from the training split's statistics.

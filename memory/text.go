@@ -47,6 +47,15 @@ func list(names []string) string {
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
+// lesser is the frame of the milder genre sentence: "to a lesser degree"
+// after a strong one, "somewhat" alone.
+func lesser(strong int) string {
+	if strong > 0 {
+		return "To a lesser degree, I am %s."
+	}
+	return "I am somewhat %s."
+}
+
 // bound lists names each bound to word with its article:
 // "an Action fan, a Crime fan and a Drama fan".
 func bound(names []string, word string) string {
@@ -155,13 +164,13 @@ func describe(s *Stats, us *UserStats, minGenre int) string {
 		out = append(out, fmt.Sprintf("I am %s.", bound(names(loves), "fan")))
 	}
 	if len(likes) > 0 {
-		out = append(out, fmt.Sprintf("To a lesser degree, I am %s.", bound(names(likes), "fan")))
+		out = append(out, fmt.Sprintf(lesser(len(loves)), bound(names(likes), "fan")))
 	}
 	if len(hates) > 0 {
 		out = append(out, fmt.Sprintf("I am %s.", bound(names(hates), "skeptic")))
 	}
 	if len(meh) > 0 {
-		out = append(out, fmt.Sprintf("To a lesser degree, I am %s.", bound(names(meh), "skeptic")))
+		out = append(out, fmt.Sprintf(lesser(len(hates)), bound(names(meh), "skeptic")))
 	}
 	rated := slices.ContainsFunc(us.Genre, func(a Affinity) bool { return a.Count >= minGenre })
 	if rated && len(loves)+len(likes)+len(hates)+len(meh) == 0 {
