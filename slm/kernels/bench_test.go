@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -10,6 +11,7 @@ import (
 // cpu-GFLOPS (per CPU-second of the whole process, all threads: less
 // sensitive to other jobs on a shared machine).
 func loop(b *testing.B, flops float64, op func()) {
+	runtime.GC() // no collection of the setup's garbage inside the loop
 	c0 := cpuTime()
 	for b.Loop() {
 		op()

@@ -27,7 +27,8 @@ const (
 	SizeQ6K  = 128 + 64 + 16 + 2
 )
 
-func half(b []byte) float32 { return f16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
+// half decodes the little-endian float16 at b[0:2].
+func half(b []byte) float32 { return halfFast(uint32(b[0]) | uint32(b[1])<<8) }
 
 func putHalf(b []byte, f float32) {
 	h := f32ToF16(f)
@@ -307,13 +308,7 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 				nsb := k / BlockQ4K
 				scales, mins := row[:nsb*8], row[nsb*8:nsb*16]
 				for sb := 0; sb < nsb; sb++ {
-					x := bj[sb*SizeQ4K:]
-					d, dmin := half(x), half(x[2:])
-					for s := 0; s < 8; s++ {
-						sc, mn := scaleMinK4(s, x[4:16])
-						scales[sb*8+s] = d * float32(sc)
-						mins[sb*8+s] = dmin * float32(mn)
-					}
+					unpackQ4KScales(bj[sb*SizeQ4K:], scales[sb*8:], mins[sb*8:])
 				}
 				for i := 0; i < m; i++ {
 					v := dotQ4KAVX2(&a[i*k], &bj[16], &scales[0], nsb)
@@ -461,4 +456,29 @@ func QuantizeQ6K(dst []byte, src []float32) {
 			}
 		}
 	}
+}
+
+// unpackQ4KScales sets scales[s] = d·sc_s and mins[s] = dmin·m_s for the
+// 8 sub-blocks of the Q4_K super-block x (ggml's get_scale_min_k4,
+// unrolled; the float16 decoding inlined for normal numbers).
+func unpackQ4KScales(x []byte, scales, mins []float32) {
+	h := (*[16]byte)(x)
+	sc := (*[8]float32)(scales)
+	mn := (*[8]float32)(mins)
+	d, dmin := halfFast(uint32(h[0])|uint32(h[1])<<8), halfFast(uint32(h[2])|uint32(h[3])<<8)
+	q := (*[12]byte)(h[4:16])
+	for j := 0; j < 4; j++ {
+		sc[j] = d * float32(q[j]&63)
+		mn[j] = dmin * float32(q[j+4]&63)
+		sc[j+4] = d * float32(q[j+8]&0xf|(q[j]>>6)<<4)
+		mn[j+4] = dmin * float32(q[j+8]>>4|(q[j+4]>>6)<<4)
+	}
+}
+
+// halfFast decodes a float16 bit pattern, inline for normal numbers.
+func halfFast(h uint32) float32 {
+	if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+		return math.Float32frombits((h&0x8000)<<16 | ((h&0x7fff)<<13 + 112<<23))
+	}
+	return f16ToF32(uint16(h))
 }

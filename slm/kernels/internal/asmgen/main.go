@@ -538,7 +538,7 @@ func dotQ4K(g *gen) {
 	g.i("MOVQ nsb+24(FP), CX")
 	g.i("VXORPS Y0, Y0, Y0")
 	g.i("VXORPS Y1, Y1, Y1")
-	g.i("MOVL $0x0f0f0f0f, AX")
+	g.i("MOVL $15, AX")
 	g.i("MOVQ AX, X15")
 	g.i("VPBROADCASTD X15, Y15")
 	g.i("TESTQ CX, CX")
@@ -547,31 +547,21 @@ func dotQ4K(g *gen) {
 	g.i("MOVQ $4, BX")
 	g.f("q4k_chunk:")
 	// 32 bytes: low nibbles are weights l, high nibbles 32+l of this
-	// 64-weight chunk.
-	g.i("VMOVDQU (DI), Y2")
-	g.i("VPAND Y15, Y2, Y3") // low nibbles
-	g.i("VPSRLW $4, Y2, Y4")
-	g.i("VPAND Y15, Y4, Y4") // high nibbles
-	for h, src := range []int{3, 4} {
-		acc := 5 + h // per half-chunk sum
-		for q := 0; q < 4; q++ {
-			// bytes 8q..8q+7 of the nibble vector -> 8 floats
-			if q == 2 {
-				g.i("VEXTRACTI128 $1, Y%d, X%d", src, src)
-			}
-			if q%2 == 0 {
-				g.i("VPMOVZXBD X%d, Y8", src)
-			} else {
-				g.i("VPSHUFD $0x0e, X%d, X9", src)
-				g.i("VPMOVZXBD X9, Y8")
-			}
-			g.i("VCVTDQ2PS Y8, Y8")
-			off := 128*h + 32*q
-			if q == 0 {
-				g.i("VMULPS %d(SI), Y8, Y%d", off, acc)
-			} else {
-				g.i("VFMADD231PS %d(SI), Y8, Y%d", off, acc)
-			}
+	// 64-weight chunk. Each group of 8 bytes is zero-extended to 32-bit
+	// lanes straight from memory and split into its nibbles there (no
+	// cross-lane shuffles).
+	for q := 0; q < 4; q++ {
+		g.i("VPMOVZXBD %d(DI), Y2", 8*q)
+		g.i("VPAND Y15, Y2, Y3")
+		g.i("VPSRLD $4, Y2, Y4")
+		g.i("VCVTDQ2PS Y3, Y3")
+		g.i("VCVTDQ2PS Y4, Y4")
+		if q == 0 {
+			g.i("VMULPS %d(SI), Y3, Y5", 32*q)
+			g.i("VMULPS %d(SI), Y4, Y6", 128+32*q)
+		} else {
+			g.i("VFMADD231PS %d(SI), Y3, Y5", 32*q)
+			g.i("VFMADD231PS %d(SI), Y4, Y6", 128+32*q)
 		}
 	}
 	g.i("VBROADCASTSS (DX), Y10")
@@ -714,19 +704,28 @@ func dotQ4_0(g *gen) {
 	g.i("MOVQ b+8(FP), DI")
 	g.i("MOVQ nb+16(FP), CX")
 	g.i("VXORPS Y0, Y0, Y0")
-	byteConst(g, "0x0f0f0f0f", 15)
-	byteConst(g, "0x08080808", 13)
+	byteConst(g, "15", 15) // dword constants
+	byteConst(g, "8", 13)
 	g.i("TESTQ CX, CX")
 	g.i("JZ q40_done")
 	g.f("q40_loop:")
 	halfScale(g, "(DI)", 2)
-	g.i("VMOVDQU 2(DI), X3")
-	g.i("VPAND X15, X3, X4")
-	g.i("VPSRLW $4, X3, X5")
-	g.i("VPAND X15, X5, X5")
-	g.i("VINSERTI128 $1, X5, Y4, Y4")
-	g.i("VPSUBB Y13, Y4, Y4")
-	int8x32Dot(g, 4, 0, false, 0, 0, 0)
+	// Bytes 8h..8h+7: low nibbles are weights 8h+l, high 16+8h+l.
+	for h := 0; h < 2; h++ {
+		g.i("VPMOVZXBD %d(DI), Y3", 2+8*h)
+		g.i("VPAND Y15, Y3, Y4")
+		g.i("VPSRLD $4, Y3, Y5")
+		g.i("VPSUBD Y13, Y4, Y4")
+		g.i("VPSUBD Y13, Y5, Y5")
+		g.i("VCVTDQ2PS Y4, Y4")
+		g.i("VCVTDQ2PS Y5, Y5")
+		if h == 0 {
+			g.i("VMULPS 0(SI), Y4, Y11")
+		} else {
+			g.i("VFMADD231PS %d(SI), Y4, Y11", 32*h)
+		}
+		g.i("VFMADD231PS %d(SI), Y5, Y11", 64+32*h)
+	}
 	g.i("VFMADD231PS Y11, Y2, Y0")
 	g.i("ADDQ $128, SI")
 	g.i("ADDQ $18, DI")
