@@ -437,6 +437,33 @@ func TestEarlyStopping(t *testing.T) {
 	if err != nil || math.Abs(evLoss.Mean()-res.BestLoss) > 1e-12 {
 		t.Errorf("held-out loss after restore %g, best %g", evLoss.Mean(), res.BestLoss)
 	}
+
+	// Interrupted after the best evaluation and resumed: the same stop and
+	// the same restored weights (the best copy and the count of bad
+	// evaluations come from the checkpoint).
+	dir := t.TempDir()
+	r2, cfg2 := setup(100)
+	cfg2.Patience, cfg2.RestoreBest, cfg2.CheckpointDir, cfg2.Resume = 3, true, dir, true
+	ctx, cancel := context.WithCancel(context.Background())
+	r2.hook = func(b Batch) error {
+		if b.Step == res.BestStep+3 {
+			cancel()
+			return ctx.Err()
+		}
+		return nil
+	}
+	if _, err := Train(ctx, r2, cfg2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted: %v", err)
+	}
+	r3, _ := setup(100)
+	cfg2.Eval = evalSet{r: cfg2.Eval.(evalSet).r, with: r3}
+	res3, err := Train(context.Background(), r3, cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res3.Steps != res.Steps || res3.BestStep != res.BestStep || !bitsEqual(r3.w.W, r.w.W) || !bitsEqual(r3.b.W, r.b.W) {
+		t.Errorf("resumed early stop: %d steps best %d weights %v; straight %d, %d, %v", res3.Steps, res3.BestStep, r3.w.W, res.Steps, res.BestStep, r.w.W)
+	}
 }
 
 func TestCurves(t *testing.T) {

@@ -113,3 +113,53 @@ func (p *Pair) merge(w []float32, scale float32) {
 	}
 	kernels.MatMulNNAcc(w[:p.Out*p.In], bs, p.A, p.Out, p.In, p.R)
 }
+
+// Segment is a run of consecutive rows of a batch that share one adapter:
+// rows [Start, Start+N) use Pair, or no adapter when Pair is nil.
+type Segment struct {
+	Pair     *Pair
+	Start, N int
+}
+
+// ApplySegments adds each segment's adapter to its rows of y (rows × out)
+// for the input x (rows × in): the base product is computed once for the
+// whole batch by the caller, and each sequence adds its own low-rank
+// product. xa, when not nil, receives each segment's x·Aᵀ at
+// xa, one segment after another (XASize values in all); pass nil when no
+// backward follows. Every pair must have the given in and out widths.
+func ApplySegments(y, xa, x []float32, in, out int, segs []Segment) error {
+	off := 0
+	for i, s := range segs {
+		if s.Pair == nil || s.N == 0 {
+			continue
+		}
+		if s.Pair.In != in || s.Pair.Out != out {
+			return fmt.Errorf("lora: segment %d: adapter %s is %d×%d, the batch's projection %d×%d", i, s.Pair.Name(), s.Pair.Out, s.Pair.In, out, in)
+		}
+		if s.Start < 0 || (s.Start+s.N)*in > len(x) || (s.Start+s.N)*out > len(y) {
+			return fmt.Errorf("lora: segment %d: rows [%d, %d) outside the batch", i, s.Start, s.Start+s.N)
+		}
+		var seg []float32
+		if xa != nil {
+			if off+s.N*s.Pair.R > len(xa) {
+				return fmt.Errorf("lora: segment %d: xa holds %d values, need %d", i, len(xa), off+s.N*s.Pair.R)
+			}
+			seg = xa[off : off+s.N*s.Pair.R]
+		}
+		s.Pair.Apply(y[s.Start*out:], seg, x[s.Start*in:], s.N)
+		off += s.N * s.Pair.R
+	}
+	return nil
+}
+
+// XASize is the length of the xa buffer ApplySegments fills: Σ N·R over the
+// segments with an adapter, in order.
+func XASize(segs []Segment) int {
+	n := 0
+	for _, s := range segs {
+		if s.Pair != nil {
+			n += s.N * s.Pair.R
+		}
+	}
+	return n
+}

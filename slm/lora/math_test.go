@@ -195,3 +195,47 @@ func BenchmarkApplyBackward(b *testing.B) {
 	flops := 2.0 * n * r * (in + out) * 3 // apply 1×, backward 2×
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 }
+
+// TestApplySegments: a batch mixing sequences of different adapters (and
+// one without) equals each sequence run alone with its own adapter.
+func TestApplySegments(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const in, out = 10, 6
+	mk := func(r int, scale float32) *lora.Pair {
+		return &lora.Pair{Out: out, In: in, R: r, Scale: scale, A: randVec(rng, r*in, 0.5), B: randVec(rng, out*r, 0.5)}
+	}
+	alice, bob := mk(2, 2), mk(4, 0.5)
+	segs := []lora.Segment{{alice, 0, 3}, {nil, 3, 2}, {bob, 5, 1}, {alice, 6, 4}}
+	const rows = 10
+	x := randVec(rng, rows*in, 1)
+	// The adapters' part is compared bit for bit, so y starts at zero here;
+	// the shared base product (whose rounding depends on the batch's row
+	// count in the kernels) is added to both sides alike in the engine.
+	y := make([]float32, rows*out)
+	xa := make([]float32, lora.XASize(segs))
+	if err := lora.ApplySegments(y, xa, x, in, out, segs); err != nil {
+		t.Fatal(err)
+	}
+	off := 0
+	for _, s := range segs {
+		alone := make([]float32, s.N*out)
+		xs := x[s.Start*in : (s.Start+s.N)*in]
+		if s.Pair != nil {
+			sxa := make([]float32, s.N*s.Pair.R)
+			s.Pair.Apply(alone, sxa, xs, s.N)
+			if !bitsEqual(sxa, xa[off:off+len(sxa)]) {
+				t.Errorf("segment at %d: xa differs", s.Start)
+			}
+			off += len(sxa)
+		}
+		if !bitsEqual(alone, y[s.Start*out:(s.Start+s.N)*out]) {
+			t.Errorf("segment at %d differs from the sequence alone", s.Start)
+		}
+	}
+	if err := lora.ApplySegments(y, nil, x, in, out, []lora.Segment{{alice, 8, 3}}); err == nil {
+		t.Error("segment past the batch accepted")
+	}
+	if err := lora.ApplySegments(y, nil, x, in+1, out, []lora.Segment{{alice, 0, 1}}); err == nil {
+		t.Error("adapter of the wrong width accepted")
+	}
+}
