@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +74,26 @@ func TestHappyPath(t *testing.T) {
 		if !first && !strings.Contains(user, "I am a viewer who has now seen") {
 			t.Errorf("second batch lacks the revised profile:\n%s", user)
 		}
+	}
+	// Every quoted average is the item's training-split average.
+	sum, cnt := map[string]float64{}, map[string]float64{}
+	for _, r := range sp.Train {
+		id := ds.Items[ds.Ratings.Item[r]].ID
+		sum[id] += float64(ds.Ratings.Value[r])
+		cnt[id]++
+	}
+	avgLine := regexp.MustCompile(`item_id: "([^"]*)" .* average rating of ([0-9.]+)\. \|`)
+	quoted := 0
+	for _, req := range f.reqs {
+		for _, g := range avgLine.FindAllStringSubmatch(req.Messages[1].Content, -1) {
+			if want := fmt.Sprintf("%.2f", sum[g[1]]/cnt[g[1]]); g[2] != want {
+				t.Errorf("item %s: prompt quotes average %s, training average %s", g[1], g[2], want)
+			}
+			quoted++
+		}
+	}
+	if quoted != 45 {
+		t.Errorf("%d item lines with averages, want 45", quoted)
 	}
 	u := cfg.Client.Usage.Total()
 	if u.Requests != 6 || u.PromptTokens != 600 || !u.Priced || u.Cost != (600*1+120*4)/1e6 {
