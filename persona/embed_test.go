@@ -29,7 +29,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("tokens(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	got := termCounts("Drama films. Drama rocks", 2, false)
+	got := termCounts("Drama films. Drama rocks", 2)
 	want := map[string]int{"drama": 2, "films": 1, "drama films": 1, "rocks": 1, "drama rocks": 1}
 	if len(got) != len(want) {
 		t.Fatalf("termCounts = %v, want %v (no bigram across sentences)", got, want)

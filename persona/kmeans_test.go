@@ -174,17 +174,26 @@ func TestKMeansErrors(t *testing.T) {
 }
 
 func TestKMeansSparseMatchesDense(t *testing.T) {
-	in := synthInput(t, "paper")
-	tf := &TFIDF{}
-	if err := tf.Fit(context.Background(), in.Profiles); err != nil {
-		t.Fatal(err)
-	}
-	x, err := tf.Embed(context.Background(), in.Profiles)
-	if err != nil {
-		t.Fatal(err)
+	// Sparse vectors with structure: each of 4 groups draws its non-zeros
+	// mostly from its own 30 of 200 dimensions, about 10 per vector.
+	rng := rand.New(rand.NewPCG(9, 9))
+	x := make([][]float32, 800)
+	truth := make([]int, len(x))
+	for i := range x {
+		g := rng.IntN(4)
+		truth[i] = g
+		x[i] = make([]float32, 200)
+		for range 10 {
+			j := g*30 + rng.IntN(30)
+			if rng.IntN(5) == 0 {
+				j = rng.IntN(200)
+			}
+			x[i][j] += float32(1 + rng.Float64())
+		}
+		normalize(x[i])
 	}
 	if newPoints(x, true).idx == nil {
-		t.Fatal("tf-idf vectors did not take the sparse path")
+		t.Fatal("sparse vectors did not take the sparse path")
 	}
 	sparse, err := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1})
 	if err != nil {
@@ -197,6 +206,9 @@ func TestKMeansSparseMatchesDense(t *testing.T) {
 	ari, _ := AdjustedRand(sparse.Labels, dense.Labels)
 	if ari < 0.99 || math.Abs(sparse.Inertia-dense.Inertia) > 1e-4*dense.Inertia {
 		t.Errorf("sparse: inertia %v; dense: %v; ARI between them %v", sparse.Inertia, dense.Inertia, ari)
+	}
+	if ari, _ := AdjustedRand(sparse.Labels, truth); ari < 0.9 {
+		t.Errorf("sparse path: ARI %v against the groups", ari)
 	}
 	par, _ := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1, Workers: 5, NInit: 3})
 	ser, _ := KMeans(context.Background(), x, KMeansOptions{K: 4, Seed: 1, Workers: 1, NInit: 3})

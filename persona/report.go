@@ -393,13 +393,11 @@ func featureLabel(key string) string {
 	}
 	switch name {
 	case "genre":
-		return rest
+		return "liking " + rest
 	case "era":
-		return "films of " + rest
-	case "pop":
-		return rest + " films"
-	case "quality":
-		return rest + " films"
+		return "liking " + rest + " films"
+	case "pop", "quality":
+		return "liking " + rest + " films"
 	case "share":
 		return "watching " + rest
 	}
@@ -418,10 +416,10 @@ func (p *Persona) text() string {
 		return strings.Join(parts, ", ")
 	}
 	if len(p.High) > 0 {
-		fmt.Fprintf(&b, " Likes more than most: %s.", sd(p.High))
+		fmt.Fprintf(&b, " Above most users in %s.", sd(p.High))
 	}
 	if len(p.Low) > 0 {
-		fmt.Fprintf(&b, " Likes less than most: %s.", sd(p.Low))
+		fmt.Fprintf(&b, " Below most users in %s.", sd(p.Low))
 	}
 	if len(p.Terms) > 0 {
 		fmt.Fprintf(&b, " Characteristic words: %s.", strings.Join(quoteAll(p.Terms), ", "))

@@ -32,12 +32,6 @@ type TFIDF struct {
 	MaxDF      float64 // drop terms in more than this share of profiles (0 or 1: keep all)
 	Components int     // LSA dimension; 0: no reduction
 	Seed       int64   // seed of the randomized SVD
-	// Negation marks the words of a sentence holding a negative cue
-	// (negativeCues: "dislike", "rarely", "disappoint", ...) with a "not_"
-	// prefix, so that "I love Drama" and "Drama rarely works for me" give
-	// different terms (negation handling in the manner of Das and Chen 2001
-	// and Pang, Lee and Vaithyanathan 2002, with a cue lexicon).
-	Negation bool
 	// Vocabulary, when set, restricts the terms to these (tokenised as the
 	// text is, so "Sci-Fi" matches "sci-fi"); MinDF still applies.
 	Vocabulary []string
@@ -81,7 +75,7 @@ func (t *TFIDF) Fit(ctx context.Context, profiles []memory.Profile) error {
 	}
 	df := map[string]int{}
 	for _, p := range profiles {
-		for term := range termCounts(p.Description, ng, t.Negation) {
+		for term := range termCounts(p.Description, ng) {
 			if allow == nil || allow[term] {
 				df[term]++
 			}
@@ -169,7 +163,7 @@ func (t *TFIDF) sparse(profiles []memory.Profile) [][]entry {
 	for i, p := range profiles {
 		var r []entry
 		var ss float64
-		for term, c := range termCounts(p.Description, ng, t.Negation) {
+		for term, c := range termCounts(p.Description, ng) {
 			j, ok := t.index[term]
 			if !ok {
 				continue
@@ -199,19 +193,10 @@ func (t *TFIDF) ngram() int {
 
 // termCounts counts the n-grams (1..ng words, within sentences, after stop
 // words are removed) of text.
-func termCounts(text string, ng int, negation bool) map[string]int {
+func termCounts(text string, ng int) map[string]int {
 	counts := map[string]int{}
 	for _, sent := range sentences(text) {
 		words := tokens(sent)
-		if negation && slices.ContainsFunc(words, func(w string) bool { return negativeCues[w] }) {
-			var marked []string
-			for _, w := range words {
-				if !negativeCues[w] {
-					marked = append(marked, "not_"+w)
-				}
-			}
-			words = marked
-		}
 		for i := range words {
 			for n := 1; n <= ng && i+n <= len(words); n++ {
 				counts[strings.Join(words[i:i+n], " ")]++
@@ -260,18 +245,6 @@ func tokens(s string) []string {
 	}
 	return out
 }
-
-// negativeCues are words that turn a sentence's statement about what it
-// names into a dislike (used by TFIDF.Negation).
-var negativeCues = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range strings.Fields(`not no never nor dislike dislikes disliked hate hates hated rarely seldom
-		cold lukewarm disappoint disappoints disappointed disappointing below less worse worst boring bored
-		patience avoid avoids tired weak weaker poor`) {
-		m[w] = true
-	}
-	return m
-}()
 
 // stopWords are common English function words (a short list in the spirit
 // of scikit-learn's), kept out of the vocabulary. Negations ("not", "no",
