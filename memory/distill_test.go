@@ -452,6 +452,12 @@ func TestNoLeakage(t *testing.T) {
 	if st2.ItemCount[leak] != 0 || st2.ItemMean[leak] != 0 || st2.ItemPopTier(leak) != -1 || st2.ItemEra(leak) != -1 {
 		t.Fatal("the planted item has statistics")
 	}
+	e0, e2 := NewFeatureEmbedder(st0, FeatureOptions{}), NewFeatureEmbedder(st2, FeatureOptions{})
+	for i := range int32(d.NumItems()) {
+		if !slices.Equal(e0.Embed(i), e2.Embed(i)) {
+			t.Fatalf("item %d's retrieval embedding changed with the test rows", i)
+		}
+	}
 	blob, _ := json.Marshal([]any{p2, m2, st2.Genres, st2.Eras})
 	for _, word := range []string{"Zyzzyva", "zyzzyva"} {
 		if strings.Contains(string(blob), word) {
