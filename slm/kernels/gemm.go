@@ -1,6 +1,9 @@
 package kernels
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Blocking parameters of the GEMM driver (see the package documentation).
 const (
@@ -83,6 +86,49 @@ func parallelFor(n, align, t int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
+// chunksPerThread is how many pieces parallelChunks cuts the work into
+// per goroutine: goroutines take pieces as they finish the previous one,
+// so one that the OS deschedules (the machine is shared) holds up the
+// call by one piece, not by its whole share.
+const chunksPerThread = 4
+
+// parallelChunks runs f(lo, hi) over [0, n) cut into pieces whose bounds
+// are multiples of align (except the end), on t goroutines that each take
+// the next piece until none is left.
+func parallelChunks(n, align, t int, f func(lo, hi int)) {
+	if t <= 1 {
+		f(0, n)
+		return
+	}
+	chunk := (n + t*chunksPerThread - 1) / (t * chunksPerThread)
+	chunk = (chunk + align - 1) / align * align
+	pieces := (n + chunk - 1) / chunk
+	if pieces <= 1 {
+		f(0, n)
+		return
+	}
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= pieces {
+				return
+			}
+			f(i*chunk, min((i+1)*chunk, n))
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(t, pieces); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+}
+
 // parallel splits C among goroutines and runs the blocked algorithm on each
 // part. When it splits the columns, every part needs all of A, so A is
 // packed once, cooperatively, before the parts start (and when it splits
@@ -97,7 +143,7 @@ func (g *gemm) parallel() {
 		p := g.prepackA(t)
 		defer bufPool.Put(p)
 		preA := *p
-		parallelFor(g.n, nr, t, func(lo, hi int) { g.block(0, g.m, lo, hi, preA, nil) })
+		parallelChunks(g.n, nr, t, func(lo, hi int) { g.block(0, g.m, lo, hi, preA, nil) })
 		return
 	}
 	t := workers(g.m*g.n*g.k, (g.m+mr-1)/mr)
@@ -115,7 +161,7 @@ func (g *gemm) parallel() {
 			g.packB(preB[pc*nPad+lo*kc:], pc, kc, lo, hi-lo)
 		}
 	})
-	parallelFor(g.m, mr, t, func(lo, hi int) { g.block(lo, hi, 0, g.n, nil, preB) })
+	parallelChunks(g.m, mr, t, func(lo, hi int) { g.block(lo, hi, 0, g.n, nil, preB) })
 }
 
 // prepackA packs all of op(A) with t goroutines, in the layout block
@@ -359,7 +405,7 @@ func kernelGo(kc int, a, b, c []float32, ldc int, acc bool) {
 // stay in cache.
 func (g *gemm) rowDots() {
 	t := workers(g.m*g.n*g.k, (g.n+3)/4)
-	parallelFor(g.n, 4, t, func(lo, hi int) {
+	parallelChunks(g.n, 4, t, func(lo, hi int) {
 		k := g.k
 		asm := useAsm() && k >= 8
 		k8 := k &^ 7
@@ -401,7 +447,7 @@ func (g *gemm) rowDots() {
 // splitting the columns among goroutines.
 func (g *gemm) vecMat() {
 	t := workers(g.n*g.k, (g.n+63)/64)
-	parallelFor(g.n, 64, t, func(lo, hi int) {
+	parallelChunks(g.n, 64, t, func(lo, hi int) {
 		c := g.c[lo:hi]
 		if !g.acc {
 			clear(c)

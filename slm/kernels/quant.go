@@ -255,7 +255,7 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 	pa := (&gemm{m: m, k: k, a: a, lda: k}).prepackA(t)
 	defer bufPool.Put(pa)
 	preA := *pa
-	parallelFor(n, nr, t, func(lo, hi int) {
+	parallelChunks(n, nr, t, func(lo, hi int) {
 		p := getBuf(quantChunk * k)
 		defer bufPool.Put(p)
 		buf := *p
@@ -292,7 +292,7 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 		}
 	}
 	t := workers(m*n*k, n)
-	parallelFor(n, 1, t, func(lo, hi int) {
+	parallelChunks(n, 1, t, func(lo, hi int) {
 		p := getBuf(k)
 		defer bufPool.Put(p)
 		row := *p
