@@ -350,6 +350,14 @@ func (d *Distiller) request(msgs []llm.Message, maxTokens int) llm.ChatRequest {
 	return req
 }
 
+// userSpecific reports whether a server's refusal of a request may concern
+// that request alone (a prompt over the context length: 400, 413, 422) rather
+// than every request (401, 403, 404: key or model wrong), so that it fails
+// one user rather than the run.
+func userSpecific(status int) bool {
+	return status == 400 || status == 413 || status == 422
+}
+
 func formatRating(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // walk distils one user, batch by batch.
@@ -402,6 +410,11 @@ func (d *Distiller) walk(ctx context.Context, j *job, u int32, ask asker, progre
 				return nil, nil, err
 			}
 			resp, err := ask(ctx, fmt.Sprintf("u%s-b%d-a%d-%s", uid, b, attempt, key[:12]), req)
+			var apiErr *llm.APIError
+			if errors.As(err, &apiErr) && userSpecific(apiErr.StatusCode) {
+				// e.g. this user's prompt is over the model's context length
+				return nil, nil, &UserError{User: uid, Batch: b, Err: err}
+			}
 			if err != nil {
 				return nil, nil, err
 			}

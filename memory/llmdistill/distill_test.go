@@ -426,3 +426,53 @@ func TestValidate(t *testing.T) {
 }
 
 var _ memory.Distiller = (*Distiller)(nil)
+
+func TestServerErrors(t *testing.T) {
+	// A 400 for one user's request (its prompt over the context length)
+	// fails that user; a 401 stops the run.
+	for _, tc := range []struct {
+		status   int
+		perUser  bool
+		contains string
+	}{
+		{400, true, "This model's maximum context length is 4096 tokens"},
+		{401, false, "401 Unauthorized: bad key"},
+	} {
+		f := &fakeLLM{hook: func(call int, req *llm.ChatRequest, w http.ResponseWriter) bool {
+			if tc.status == 400 && !strings.Contains(req.Messages[1].Content, `item_id: "100"`) {
+				return false
+			}
+			w.WriteHeader(tc.status)
+			msg := map[int]string{400: "This model's maximum context length is 4096 tokens", 401: "bad key"}[tc.status]
+			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg}})
+			return true
+		}}
+		ds, sp := testData(t)
+		ps, _, err := newDistiller(t, setup(t, f, "")).Distill(context.Background(), ds, sp, nil)
+		var fe *FailedUsersError
+		if !strings.Contains(fmt.Sprint(err), tc.contains) || errors.As(err, &fe) != tc.perUser {
+			t.Errorf("status %d: err = %v", tc.status, err)
+		}
+		if tc.perUser && (len(ps) != 2 || len(fe.Users) != 1 || fe.Users[0].User != "user-1") {
+			t.Errorf("status %d: %d profiles, failed %v", tc.status, len(ps), fe)
+		}
+	}
+}
+
+func FuzzValidate(f *testing.F) {
+	f.Add(`{"items":[{"item_id":"1","rating":4,"reason":"a"},{"item_id":"2","rating":2,"reason":"b"}],"reflection":"r","profile":"p"}`)
+	f.Add("```json\n{\"items\":[{\"item_id\":1,\"rating\":\"4\",\"reason\":\"I rated it because x.\"}]}\n```")
+	f.Add(`{"items":null,"profile":null}`)
+	b := &BatchData{Items: []ItemLine{{ID: "1", Rating: "4"}, {ID: "2", Rating: "2"}}}
+	f.Fuzz(func(t *testing.T, content string) {
+		res, errs := validate(content, b, []float64{4, 2})
+		if (res == nil) == (len(errs) == 0) {
+			t.Fatalf("result %v with problems %q", res, errs)
+		}
+		if res != nil {
+			if len(res.Reasons) != 2 || res.Reasons[0] == "" || res.Reasons[1] == "" || res.Profile == "" || res.Reflection == "" {
+				t.Fatalf("accepted an incomplete answer: %+v", res)
+			}
+		}
+	})
+}
