@@ -48,9 +48,10 @@
 //
 // A Retriever embeds the target item and a user's remembered items with an
 // ItemEmbedder (built in: FeatureEmbedder, from genres, release year,
-// popularity and training average) and returns the top k by cosine
-// similarity; Before(order) keeps only memories earlier than a position in
-// the history, as RAFT training examples need.
+// popularity, training average and hashed title tf-idf) and returns the top
+// k by cosine similarity, ties to the more recent memory; Before(order) and
+// BeforeTime(t) keep only memories earlier than a position in the history
+// or a time, as RAFT training examples need.
 package memory
 
 import (

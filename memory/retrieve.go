@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
+	"unicode"
 
 	"github.com/usersim/usersim/dataset"
 )
@@ -15,25 +17,44 @@ type ItemEmbedder interface {
 	Embed(item int32) []float32
 }
 
-// FeatureOptions weigh the blocks of the built-in item embedding.
+// FeatureOptions weigh the blocks of the built-in item embedding. The zero
+// value means DefaultFeatureOptions; set a weight negative to leave its
+// block out.
 type FeatureOptions struct {
-	Genre   float64 // weight of the genre one-hot block (unit length); default 1
-	Era     float64 // weight of the standardised release year; default 0.5
-	Pop     float64 // weight of the standardised log training count; default 0.5
-	Average float64 // weight of the standardised training average; default 0.5
+	Genre   float64 // weight of the genre one-hot block (unit length)
+	Era     float64 // weight of the standardised release year
+	Pop     float64 // weight of the standardised log training count
+	Average float64 // weight of the standardised training average
+	// Title is the weight of the title block: tf-idf of the title's words
+	// (idf over the items with training ratings), hashed into TitleDims
+	// buckets and scaled to unit length, so that sequels and remakes meet.
+	Title float64
+}
+
+// TitleDims is the size of the hashed title block.
+const TitleDims = 64
+
+// DefaultFeatureOptions weigh genres 1, release year, popularity and
+// average 0.5 each, and titles 0.5.
+func DefaultFeatureOptions() FeatureOptions {
+	return FeatureOptions{Genre: 1, Era: 0.5, Pop: 0.5, Average: 0.5, Title: 0.5}
 }
 
 func (o *FeatureOptions) fill() {
-	if o.Genre == 0 && o.Era == 0 && o.Pop == 0 && o.Average == 0 {
-		*o = FeatureOptions{Genre: 1, Era: 0.5, Pop: 0.5, Average: 0.5}
+	if *o == (FeatureOptions{}) {
+		*o = DefaultFeatureOptions()
+	}
+	for _, w := range []*float64{&o.Genre, &o.Era, &o.Pop, &o.Average, &o.Title} {
+		*w = max(*w, 0)
 	}
 }
 
 // FeatureEmbedder is the built-in ItemEmbedder: an item's genres one-hot
 // (scaled to unit length), its standardised release year, popularity
-// (log training count) and training-split average, each block weighted,
-// and the whole vector normalised to unit length. Everything comes from the
-// training statistics.
+// (log training count) and training-split average, and the hashed tf-idf of
+// its title words, each block weighted, and the whole vector normalised to
+// unit length. Everything comes from the item metadata and the training
+// statistics.
 type FeatureEmbedder struct {
 	dim  int
 	vecs []float32 // NumItems × dim
@@ -44,6 +65,9 @@ func NewFeatureEmbedder(st *Stats, opt FeatureOptions) *FeatureEmbedder {
 	opt.fill()
 	ng := len(st.Genres)
 	dim := ng + 3
+	if opt.Title > 0 {
+		dim += TitleDims
+	}
 	ni := len(st.ItemCount)
 	e := &FeatureEmbedder{dim: dim, vecs: make([]float32, ni*dim)}
 	// Standardise the item averages over items with training ratings.
@@ -56,6 +80,11 @@ func NewFeatureEmbedder(st *Stats, opt FeatureOptions) *FeatureEmbedder {
 		}
 	}
 	am, asd := meanSD(sum, sq, n)
+	var titles [][]string
+	var idf map[string]float64
+	if opt.Title > 0 {
+		titles, idf = titleWords(st)
+	}
 	for i := range ni {
 		v := e.vecs[i*dim : (i+1)*dim]
 		gs := st.itemGenres[i]
@@ -69,9 +98,58 @@ func NewFeatureEmbedder(st *Stats, opt FeatureOptions) *FeatureEmbedder {
 				v[ng+2] = float32(opt.Average * (st.ItemMean[i] - am) / asd)
 			}
 		}
+		if opt.Title > 0 {
+			tb := v[ng+3:]
+			for _, w := range titles[i] {
+				tb[pick(TitleDims, w)] += float32(idf[w])
+			}
+			normalize(tb)
+			for k := range tb {
+				tb[k] *= float32(opt.Title)
+			}
+		}
 		normalize(v)
 	}
 	return e
+}
+
+// titleWords returns each item's distinct lower-cased title words (two or
+// more letters or digits, a few English function words left out) and their
+// smoothed idf ln((1+n)/(1+df)) + 1 over the items with training ratings.
+func titleWords(st *Stats) ([][]string, map[string]float64) {
+	words := make([][]string, len(st.d.Items))
+	df := map[string]int{}
+	n := 0
+	for i, it := range st.d.Items {
+		seen := map[string]bool{}
+		for _, w := range strings.FieldsFunc(strings.ToLower(it.DisplayTitle()), func(r rune) bool {
+			return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+		}) {
+			if len(w) < 2 || titleStop[w] || seen[w] {
+				continue
+			}
+			seen[w] = true
+			words[i] = append(words[i], w)
+		}
+		if st.ItemCount[i] > 0 {
+			n++
+			for _, w := range words[i] {
+				df[w]++
+			}
+		}
+	}
+	idf := make(map[string]float64, len(df))
+	for _, ws := range words {
+		for _, w := range ws {
+			idf[w] = math.Log(float64(1+n)/float64(1+df[w])) + 1
+		}
+	}
+	return words, idf
+}
+
+var titleStop = map[string]bool{
+	"the": true, "of": true, "and": true, "in": true, "to": true, "on": true, "an": true,
+	"la": true, "le": true, "les": true, "de": true, "for": true, "with": true, "at": true,
 }
 
 // Dim returns the vectors' length.
@@ -134,8 +212,16 @@ func NewRetriever(d *dataset.Dataset, emb ItemEmbedder) *Retriever {
 type RetrieveOption func(*retrieveConfig)
 
 type retrieveConfig struct {
-	before    int
-	hasBefore bool
+	before        int
+	hasBefore     bool
+	beforeTime    int64
+	hasBeforeTime bool
+}
+
+// BeforeTime keeps only memories with Time < t (Unix seconds). Memories
+// without a time (0) are kept only when t > 0, as older than anything.
+func BeforeTime(t int64) RetrieveOption {
+	return func(c *retrieveConfig) { c.beforeTime, c.hasBeforeTime = t, true }
 }
 
 // Before keeps only memories with Order < order: those earlier in the
@@ -169,7 +255,7 @@ func (r *Retriever) Retrieve(target int32, memories []Interaction, k int, opts .
 	tv := r.emb.Embed(target)
 	out := make([]Scored, 0, min(k+1, len(memories)))
 	for _, m := range memories {
-		if c.hasBefore && m.Order >= c.before {
+		if c.hasBefore && m.Order >= c.before || c.hasBeforeTime && m.Time >= c.beforeTime {
 			continue
 		}
 		i, ok := r.d.ItemIndex(m.Item)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/usersim/usersim/dataset"
 )
 
 // fixed is an ItemEmbedder over given vectors.
@@ -117,5 +119,43 @@ func TestRetrieveMatchesBruteForce(t *testing.T) {
 				t.Errorf("Before(20) returned order %d", g.Order)
 			}
 		}
+	}
+}
+
+func TestTitleBlockAndBeforeTime(t *testing.T) {
+	d, train := tiny(t)
+	// Three more items of the same genre and year: a sequel and two others.
+	a := d.AddItem(dataset.Item{ID: "t1", Title: "Toy Story", Year: 1995, Genres: []string{"Action"}})
+	b := d.AddItem(dataset.Item{ID: "t2", Title: "Toy Story 2", Year: 1995, Genres: []string{"Action"}})
+	c := d.AddItem(dataset.Item{ID: "t3", Title: "Heat", Year: 1995, Genres: []string{"Action"}})
+	for _, i := range []int32{a, b, c} {
+		train = append(train, int32(d.Ratings.Len()))
+		d.Append(0, i, 4, 10, true)
+	}
+	st, err := NewStats(d, train, StatsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := NewFeatureEmbedder(st, FeatureOptions{})
+	without := NewFeatureEmbedder(st, FeatureOptions{Genre: 1, Era: 0.5, Pop: 0.5, Average: 0.5, Title: -1})
+	if with.Dim() != without.Dim()+TitleDims {
+		t.Fatalf("dims %d and %d", with.Dim(), without.Dim())
+	}
+	if s1, s2 := Cosine(without.Embed(a), without.Embed(b)), Cosine(without.Embed(a), without.Embed(c)); s1 != s2 {
+		t.Fatalf("without titles the sequel and the other film should tie: %v %v", s1, s2)
+	}
+	if s1, s2 := Cosine(with.Embed(a), with.Embed(b)), Cosine(with.Embed(a), with.Embed(c)); s1 <= s2 {
+		t.Errorf("with titles the sequel is not closer: %v <= %v", s1, s2)
+	}
+
+	r := NewRetriever(d, with)
+	mem := []Interaction{{User: "u", Item: "t2", Time: 100}, {User: "u", Item: "t3", Time: 50}}
+	got, _ := r.Retrieve(a, mem, 1)
+	if len(got) != 1 || got[0].Item != "t2" {
+		t.Errorf("top-1 for Toy Story: %v", got)
+	}
+	got, _ = r.Retrieve(a, mem, 1, BeforeTime(100))
+	if len(got) != 1 || got[0].Item != "t3" {
+		t.Errorf("BeforeTime(100): %v", got)
 	}
 }
