@@ -41,9 +41,6 @@ func transPack8(dst *float32, ldd int, src *float32, lds int, n int)
 func dequantQ8_0AVX2(dst *float32, src *byte, nb int)
 
 //go:noescape
-func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32
-
-//go:noescape
 func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32
 
 //go:noescape
@@ -54,3 +51,6 @@ func expSumAVX2(dst, src *float32, n int, shift float32) float32
 
 //go:noescape
 func siluMulAVX2(out, gate, up *float32, n int)
+
+//go:noescape
+func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32

@@ -16,8 +16,10 @@ func f16ToF32F16C(dst *float32, src *uint16, n int)                    { panic("
 func f32ToF16F16C(dst *uint16, src *float32, n int)                    { panic("kernels: no assembly") }
 func transPack8(dst *float32, ldd int, src *float32, lds int, n int)   { panic("kernels: no assembly") }
 func dequantQ8_0AVX2(dst *float32, src *byte, nb int)                  { panic("kernels: no assembly") }
-func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32 { panic("kernels: no assembly") }
 func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32 { panic("kernels: no assembly") }
 func dotQ4_0AVX2(a *float32, b *byte, nb int) float32                  { panic("kernels: no assembly") }
 func expSumAVX2(dst, src *float32, n int, shift float32) float32       { panic("kernels: no assembly") }
 func siluMulAVX2(out, gate, up *float32, n int)                        { panic("kernels: no assembly") }
+func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32 {
+	panic("kernels: no assembly")
+}

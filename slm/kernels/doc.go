@@ -94,12 +94,12 @@
 // byte for byte as they sit in a GGUF file. For decoding (m ≤ 4) each
 // weight row is streamed once and dotted with the rows of a in
 // assembly, dequantizing in registers (int8 or nibbles → int32 → float32,
-// FMA with the activations, one FMA per block or group for its scale). The
-// 6-bit scales and mins of Q4_K and the int8 scales of Q6_K are unpacked to
-// float32 in Go per row; Q4_K's mins term dmin·m·Σa uses per-block sums
-// of a computed once per call. Activations stay float32 (ggml instead
-// quantizes them to Q8 and multiplies integers), so results match the
-// dequantized reference within float rounding. For prefill (m > 4) every
+// FMA with the activations, one FMA per block or group for its scale).
+// Q4_K's 6-bit scales and mins are unpacked in registers, and its mins
+// term dmin·m·Σa uses per-sub-block sums of a computed once per call;
+// Q6_K's int8 scales are converted in Go per row. Activations stay
+// float32 (ggml instead quantizes them to Q8 and multiplies integers), so
+// results match the dequantized reference within float rounding. For prefill (m > 4) every
 // format dequantizes 256 weight rows at a time to float32 and runs the
 // blocked GEMM on them: the dequantization is paid once per weight and
 // amortized over the m rows.

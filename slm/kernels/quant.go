@@ -278,9 +278,8 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 // matVecQ is the decode path of the quantized matmuls (m ≤ smallMQuant): each
 // weight row is streamed once, split among goroutines, and dotted with
 // every row of a while it is in cache. With AVX2 the rows are dotted
-// straight from their blocks (the per-block scales of the K formats are
-// unpacked to float32 in Go first); otherwise each row is dequantized to
-// float32 and dotted.
+// straight from their blocks (Q6_K's int8 group scales are converted in Go
+// first); otherwise each row is dequantized to float32 and dotted.
 func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 	asm := useAsm()
 	var asums []float32
@@ -304,15 +303,8 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 					c[i*n+j] = q.dotAsm(&a[i*k], &bj[0], k/q.block)
 				}
 			case asm && q.id == qQ4K.id:
-				// row[:k/32] = d·sc, row[k/32:k/16] = dmin·m per sub-block.
-				nsb := k / BlockQ4K
-				scales, mins := row[:nsb*8], row[nsb*8:nsb*16]
-				for sb := 0; sb < nsb; sb++ {
-					unpackQ4KScales(bj[sb*SizeQ4K:], scales[sb*8:], mins[sb*8:])
-				}
 				for i := 0; i < m; i++ {
-					v := dotQ4KAVX2(&a[i*k], &bj[16], &scales[0], nsb)
-					c[i*n+j] = v - dot(mins, asums[i*k/32:(i+1)*k/32])
+					c[i*n+j] = dotQ4KFullAVX2(&a[i*k], &bj[0], &asums[i*k/32], k/BlockQ4K)
 				}
 			case asm && q.id == qQ6K.id:
 				nsb := k / BlockQ6K
@@ -455,23 +447,6 @@ func QuantizeQ6K(dst []byte, src []float32) {
 				y[128+32*h+l] |= (q >> 4) << (2 * quad)
 			}
 		}
-	}
-}
-
-// unpackQ4KScales sets scales[s] = d·sc_s and mins[s] = dmin·m_s for the
-// 8 sub-blocks of the Q4_K super-block x (ggml's get_scale_min_k4,
-// unrolled; the float16 decoding inlined for normal numbers).
-func unpackQ4KScales(x []byte, scales, mins []float32) {
-	h := (*[16]byte)(x)
-	sc := (*[8]float32)(scales)
-	mn := (*[8]float32)(mins)
-	d, dmin := halfFast(uint32(h[0])|uint32(h[1])<<8), halfFast(uint32(h[2])|uint32(h[3])<<8)
-	q := (*[12]byte)(h[4:16])
-	for j := 0; j < 4; j++ {
-		sc[j] = d * float32(q[j]&63)
-		mn[j] = dmin * float32(q[j+4]&63)
-		sc[j+4] = d * float32(q[j+8]&0xf|(q[j]>>6)<<4)
-		mn[j+4] = dmin * float32(q[j+8]>>4|(q[j+4]>>6)<<4)
 	}
 }
 

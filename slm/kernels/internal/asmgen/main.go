@@ -43,7 +43,7 @@ func main() {
 	f16(&g)
 	transPack(&g)
 	dequantQ8(&g)
-	dotQ4K(&g)
+	dotQ4KFull(&g)
 	dotQ6K(&g)
 	dotQ4_0(&g)
 	expKernels(&g)
@@ -519,71 +519,6 @@ func dequantQ8(g *gen) {
 	g.i("RET")
 }
 
-// dotQ4K emits
-//
-//	func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32
-//
-// the scaled part of a Q4_K row's dot product with a: q points at the
-// quants of the first of nsb super-blocks (144 bytes apart), scales holds
-// d·sc for the 8 sub-blocks of each super-block; the result is
-// sum over sub-blocks s of scales[s]·sum_l nibble(s,l)·a[32s+l]. (The mins
-// term, dmin·m·sum a, is added by the caller.)
-func dotQ4K(g *gen) {
-	g.f("")
-	g.f("// func dotQ4KAVX2(a *float32, q *byte, scales *float32, nsb int) float32")
-	g.f("TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-36")
-	g.i("MOVQ a+0(FP), SI")
-	g.i("MOVQ q+8(FP), DI")
-	g.i("MOVQ scales+16(FP), DX")
-	g.i("MOVQ nsb+24(FP), CX")
-	g.i("VXORPS Y0, Y0, Y0")
-	g.i("VXORPS Y1, Y1, Y1")
-	g.i("MOVL $15, AX")
-	g.i("MOVQ AX, X15")
-	g.i("VPBROADCASTD X15, Y15")
-	g.i("TESTQ CX, CX")
-	g.i("JZ q4k_done")
-	g.f("q4k_block:")
-	g.i("MOVQ $4, BX")
-	g.f("q4k_chunk:")
-	// 32 bytes: low nibbles are weights l, high nibbles 32+l of this
-	// 64-weight chunk. Each group of 8 bytes is zero-extended to 32-bit
-	// lanes straight from memory and split into its nibbles there (no
-	// cross-lane shuffles).
-	for q := 0; q < 4; q++ {
-		g.i("VPMOVZXBD %d(DI), Y2", 8*q)
-		g.i("VPAND Y15, Y2, Y3")
-		g.i("VPSRLD $4, Y2, Y4")
-		g.i("VCVTDQ2PS Y3, Y3")
-		g.i("VCVTDQ2PS Y4, Y4")
-		if q == 0 {
-			g.i("VMULPS %d(SI), Y3, Y5", 32*q)
-			g.i("VMULPS %d(SI), Y4, Y6", 128+32*q)
-		} else {
-			g.i("VFMADD231PS %d(SI), Y3, Y5", 32*q)
-			g.i("VFMADD231PS %d(SI), Y4, Y6", 128+32*q)
-		}
-	}
-	g.i("VBROADCASTSS (DX), Y10")
-	g.i("VFMADD231PS Y10, Y5, Y0")
-	g.i("VBROADCASTSS 4(DX), Y11")
-	g.i("VFMADD231PS Y11, Y6, Y1")
-	g.i("ADDQ $32, DI")
-	g.i("ADDQ $256, SI")
-	g.i("ADDQ $8, DX")
-	g.i("DECQ BX")
-	g.i("JNZ q4k_chunk")
-	g.i("ADDQ $16, DI") // skip the next super-block's header
-	g.i("DECQ CX")
-	g.i("JNZ q4k_block")
-	g.f("q4k_done:")
-	g.i("VADDPS Y1, Y0, Y0")
-	hsum(g, 0, 1)
-	g.i("VZEROUPPER")
-	g.i("MOVSS X0, ret+32(FP)")
-	g.i("RET")
-}
-
 // byteConst broadcasts the 32-bit pattern v (a byte repeated) to Y<y>.
 func byteConst(g *gen, v string, y int) {
 	g.i("MOVL $%s, AX", v)
@@ -865,5 +800,113 @@ func expKernels(g *gen) {
 	g.i("JNZ silu_loop")
 	g.f("silu_done:")
 	g.i("VZEROUPPER")
+	g.i("RET")
+}
+
+// dotQ4KFull emits
+//
+//	func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32
+//
+// the whole dot product of a Q4_K row of nsb super-blocks (144 bytes each)
+// with a, unpacking the 6-bit scales and mins in registers (the 32-bit
+// word shuffle of ggml's AVX2 code) and taking the mins term from asums,
+// the sums of a over each sub-block of 32: sum_s d·sc_s·Σ q·a - dmin·m_s·asums[s].
+func dotQ4KFull(g *gen) {
+	g.f("")
+	g.f("// func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32")
+	g.f("TEXT ·dotQ4KFullAVX2(SB), NOSPLIT, $0-36")
+	g.i("MOVQ a+0(FP), SI")
+	g.i("MOVQ b+8(FP), DI")
+	g.i("MOVQ asums+16(FP), R14")
+	g.i("MOVQ nsb+24(FP), CX")
+	g.i("VXORPS Y0, Y0, Y0")
+	g.i("VXORPS Y1, Y1, Y1")
+	g.i("VXORPS Y7, Y7, Y7")
+	byteConst(g, "15", 15)
+	g.i("TESTQ CX, CX")
+	g.i("JZ q4kf_done")
+	g.f("q4kf_block:")
+	// Scales and mins: bytes 4..15 as three words u0, u1, u2.
+	g.i("MOVL 4(DI), R8")
+	g.i("MOVL 8(DI), R9")
+	g.i("MOVL 12(DI), R10")
+	// mins 4..7: ((u2>>4)&0x0f0f0f0f) | (((u1>>6)&0x03030303)<<4)
+	g.i("MOVL R10, R11")
+	g.i("SHRL $4, R11")
+	g.i("ANDL $0x0f0f0f0f, R11")
+	g.i("MOVL R9, R12")
+	g.i("SHRL $6, R12")
+	g.i("ANDL $0x03030303, R12")
+	g.i("SHLL $4, R12")
+	g.i("ORL R12, R11")
+	// mins 0..3: u1 & 0x3f3f3f3f
+	g.i("MOVL R9, R13")
+	g.i("ANDL $0x3f3f3f3f, R13")
+	// scales 4..7: (u2&0x0f0f0f0f) | (((u0>>6)&0x03030303)<<4)
+	g.i("ANDL $0x0f0f0f0f, R10")
+	g.i("MOVL R8, R12")
+	g.i("SHRL $6, R12")
+	g.i("ANDL $0x03030303, R12")
+	g.i("SHLL $4, R12")
+	g.i("ORL R12, R10")
+	// scales 0..3: u0 & 0x3f3f3f3f
+	g.i("ANDL $0x3f3f3f3f, R8")
+	g.i("SHLQ $32, R10")
+	g.i("ORQ R10, R8")
+	g.i("SHLQ $32, R11")
+	g.i("ORQ R11, R13")
+	g.i("MOVQ R8, X11")
+	g.i("VPMOVZXBD X11, Y11")
+	g.i("VCVTDQ2PS Y11, Y11")
+	g.i("MOVQ R13, X12")
+	g.i("VPMOVZXBD X12, Y12")
+	g.i("VCVTDQ2PS Y12, Y12")
+	// d, dmin
+	g.i("MOVL (DI), AX")
+	g.i("MOVQ AX, X13")
+	g.i("VCVTPH2PS X13, X13")
+	g.i("VBROADCASTSS X13, Y14")
+	g.i("VMOVSHDUP X13, X13")
+	g.i("VBROADCASTSS X13, Y13")
+	g.i("VMULPS Y14, Y11, Y11") // d·sc
+	g.i("VMULPS Y13, Y12, Y12") // dmin·m
+	g.i("VFMADD231PS (R14), Y12, Y7")
+	for c := 0; c < 4; c++ {
+		for q := 0; q < 4; q++ {
+			g.i("VPMOVZXBD %d(DI), Y2", 16+32*c+8*q)
+			g.i("VPAND Y15, Y2, Y3")
+			g.i("VPSRLD $4, Y2, Y4")
+			g.i("VCVTDQ2PS Y3, Y3")
+			g.i("VCVTDQ2PS Y4, Y4")
+			if q == 0 {
+				g.i("VMULPS %d(SI), Y3, Y5", 256*c+32*q)
+				g.i("VMULPS %d(SI), Y4, Y6", 256*c+128+32*q)
+			} else {
+				g.i("VFMADD231PS %d(SI), Y3, Y5", 256*c+32*q)
+				g.i("VFMADD231PS %d(SI), Y4, Y6", 256*c+128+32*q)
+			}
+		}
+		for h, acc := range []int{5, 6} {
+			sub := 2*c + h
+			lane := "0x00"
+			if sub >= 4 {
+				lane = "0x11"
+			}
+			g.i("VPERMILPS $0x%02x, Y11, Y8", (sub%4)*0x55)
+			g.i("VPERM2F128 $%s, Y8, Y8, Y8", lane)
+			g.i("VFMADD231PS Y8, Y%d, Y%d", acc, h)
+		}
+	}
+	g.i("ADDQ $1024, SI")
+	g.i("ADDQ $144, DI")
+	g.i("ADDQ $32, R14")
+	g.i("DECQ CX")
+	g.i("JNZ q4kf_block")
+	g.f("q4kf_done:")
+	g.i("VADDPS Y1, Y0, Y0")
+	g.i("VSUBPS Y7, Y0, Y0")
+	hsum(g, 0, 1)
+	g.i("VZEROUPPER")
+	g.i("MOVSS X0, ret+32(FP)")
 	g.i("RET")
 }
