@@ -99,8 +99,8 @@
 // term dmin·m·Σa uses per-sub-block sums of a computed once per call;
 // Q6_K's int8 scales are converted in Go per row. Activations stay
 // float32 (ggml instead quantizes them to Q8 and multiplies integers), so
-// results match the dequantized reference within float rounding. For prefill (m > 4) every
-// format dequantizes 256 weight rows at a time to float32 and runs the
-// blocked GEMM on them: the dequantization is paid once per weight and
-// amortized over the m rows.
+// results match the dequantized reference within float rounding. For
+// prefill (m > 4) every format dequantizes 256 weight rows at a time to
+// float32 and runs the blocked GEMM on them: the dequantization is paid
+// once per weight and amortized over the m rows.
 package kernels
