@@ -35,7 +35,8 @@ func addLLMFlags(fs *pflag.FlagSet) {
 	fs.Int("llm-concurrency", 4, "llm: users distilled and requests in flight at once")
 	fs.String("llm-cache", "", "llm: answer cache `DIR`, which makes a killed run resume (default WORKSPACE/llm-cache)")
 	fs.String("llm-prices", "", "llm: price table for the cost estimate, `model=in/out,...` per million tokens")
-	fs.Float64("llm-temperature", 0, "llm: sampling temperature")
+	fs.Float64("llm-temperature", 0, "llm: sampling temperature (negative: not sent, the model's default)")
+	fs.Bool("llm-max-completion-tokens", false, "llm: send the bound as max_completion_tokens (OpenAI's newer models) rather than max_tokens")
 	fs.Int64("llm-seed", -1, "llm: seed sent with each request (negative: none)")
 	fs.Int("llm-batch-size", 10, "llm: ratings per request (the paper: at most 10)")
 	fs.Int("llm-max-words", 2000, "llm: word cap of a profile; a user over it fails (negative: no cap)")
@@ -56,7 +57,7 @@ type llmOptions struct {
 	concurrency, batchSize, maxWords, maxTokens, repairs             int
 	temperature                                                      float64
 	seed                                                             int64
-	skipFailed                                                       bool
+	skipFailed, maxCompletion                                        bool
 }
 
 func readLLMOptions(fs *pflag.FlagSet) (llmOptions, error) {
@@ -93,6 +94,8 @@ func readLLMOptions(fs *pflag.FlagSet) (llmOptions, error) {
 	o.seed, err = fs.GetInt64("llm-seed")
 	errs = append(errs, err)
 	o.skipFailed, err = fs.GetBool("llm-skip-failed")
+	errs = append(errs, err)
+	o.maxCompletion, err = fs.GetBool("llm-max-completion-tokens")
 	errs = append(errs, err)
 	return o, errors.Join(errs...)
 }
@@ -174,7 +177,7 @@ func newLLMDistiller(o llmOptions, pop memory.Population, stderr io.Writer) (*cl
 		c.showBar = true
 	}
 	cfg := llmdistill.Config{
-		Client: client, Model: o.model, Temperature: o.temperature,
+		Client: client, Model: o.model, Temperature: o.temperature, MaxCompletionTokens: o.maxCompletion,
 		MaxTokens: o.maxTokens, BatchSize: o.batchSize, MaxWords: o.maxWords, MaxRepairs: repairs,
 		Concurrency: o.concurrency, ResponseFormat: o.format, PromptDir: o.prompts,
 		SkipFailed: o.skipFailed, Population: pop, Progress: c.progress,

@@ -27,8 +27,13 @@ type Config struct {
 	Client *llm.Client
 	// Model is the model name the server knows.
 	Model string
-	// Temperature is sent with every request (default 0).
+	// Temperature is sent with every request (default 0); a negative one
+	// is not sent (models that accept only their default, e.g. OpenAI's
+	// reasoning models).
 	Temperature float64
+	// MaxCompletionTokens sends the bound as max_completion_tokens (OpenAI's
+	// newer models) instead of max_tokens (vLLM, Ollama, llama.cpp).
+	MaxCompletionTokens bool
 	// Seed, when set, is sent with every request.
 	Seed *int64
 	// MaxTokens bounds one answer; default 4096. An answer cut off at the
@@ -136,6 +141,7 @@ func (d *Distiller) Options() any {
 	return struct {
 		Model          string            `json:"model"`
 		Temperature    float64           `json:"temperature"`
+		MaxCompletion  bool              `json:"max_completion_tokens,omitempty"`
 		Seed           *int64            `json:"seed,omitempty"`
 		MaxTokens      int               `json:"max_tokens"`
 		BatchSize      int               `json:"batch_size"`
@@ -145,7 +151,7 @@ func (d *Distiller) Options() any {
 		Prompts        string            `json:"prompts"`
 		Population     memory.Population `json:"population"`
 		SkipFailed     bool              `json:"skip_failed,omitempty"`
-	}{d.cfg.Model, d.cfg.Temperature, d.cfg.Seed, d.cfg.MaxTokens, d.cfg.BatchSize, d.cfg.MaxWords,
+	}{d.cfg.Model, d.cfg.Temperature, d.cfg.MaxCompletionTokens, d.cfg.Seed, d.cfg.MaxTokens, d.cfg.BatchSize, d.cfg.MaxWords,
 		d.cfg.MaxRepairs, d.cfg.ResponseFormat, d.p.hash, d.cfg.Population, d.cfg.SkipFailed}
 }
 
@@ -333,12 +339,14 @@ func (d *Distiller) Distill(ctx context.Context, ds *dataset.Dataset, sp *split.
 
 // request builds the chat request of one attempt.
 func (d *Distiller) request(msgs []llm.Message, maxTokens int) llm.ChatRequest {
-	req := llm.ChatRequest{
-		Model:       d.cfg.Model,
-		Messages:    msgs,
-		Temperature: llm.Ptr(d.cfg.Temperature),
-		MaxTokens:   maxTokens,
-		Seed:        d.cfg.Seed,
+	req := llm.ChatRequest{Model: d.cfg.Model, Messages: msgs, Seed: d.cfg.Seed}
+	if d.cfg.Temperature >= 0 {
+		req.Temperature = llm.Ptr(d.cfg.Temperature)
+	}
+	if d.cfg.MaxCompletionTokens {
+		req.MaxCompletionTokens = maxTokens
+	} else {
+		req.MaxTokens = maxTokens
 	}
 	switch d.cfg.ResponseFormat {
 	case "json_schema":

@@ -476,3 +476,22 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestRequestFields(t *testing.T) {
+	msgs := []llm.Message{{Role: "user", Content: "x"}}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+		not  string
+	}{
+		{Config{}, `"temperature":0,"max_tokens":4096,`, "max_completion_tokens"},
+		{Config{Temperature: -1, MaxCompletionTokens: true, ResponseFormat: "json_object"}, `"max_completion_tokens":4096,"response_format":{"type":"json_object"}`, "temperature"},
+		{Config{ResponseFormat: "none", Seed: llm.Ptr(int64(7))}, `"seed":7`, "response_format"},
+	} {
+		tc.cfg.Client, tc.cfg.Model = &llm.Client{}, "m"
+		b, _ := json.Marshal(newDistiller(t, tc.cfg).request(msgs, 4096))
+		if !strings.Contains(string(b), tc.want) || strings.Contains(string(b), tc.not) {
+			t.Errorf("%+v: %s", tc.cfg, b)
+		}
+	}
+}
