@@ -1,5 +1,7 @@
 package slm
 
+import "github.com/usersim/usersim/slm/lora"
+
 // kvBlockSize is the number of positions in one block of a Cache.
 const kvBlockSize = 64
 
@@ -25,6 +27,8 @@ type Cache struct {
 	// last holds the logits of position n-1 when the Forward that produced
 	// it computed them; read-only, shared by forks.
 	last []float32
+	// adapter is the LoRA adapter the sequence runs with (NewAdapterCache).
+	adapter *lora.Adapter
 }
 
 // NewCache returns an empty cache for m.

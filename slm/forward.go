@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/usersim/usersim/slm/kernels"
+	"github.com/usersim/usersim/slm/lora"
 )
 
 // Logits says for which of a sequence's new positions Forward returns logits.
@@ -35,7 +36,7 @@ type Sequence struct {
 // The model is not modified: several goroutines may call Forward at once,
 // each with its own caches.
 func (m *Model) Forward(ctx context.Context, batch []Sequence) ([][][]float32, error) {
-	out, _, err := m.forward(ctx, batch, nil)
+	out, _, _, err := m.forward(ctx, batch, nil)
 	return out, err
 }
 
@@ -48,6 +49,7 @@ type batchPlan struct {
 	rows   []int     // rows whose logits are returned, in order
 	cos    []float32 // [n][RopeDim/2]
 	sin    []float32
+	segs   []adapterSeg // rows that run with an adapter
 }
 
 func (m *Model) plan(batch []Sequence) (*batchPlan, error) {
@@ -73,6 +75,16 @@ func (m *Model) plan(batch []Sequence) (*batchPlan, error) {
 		}
 		if end := s.Cache.n + len(s.Tokens); end > cfg.MaxContext {
 			return nil, fmt.Errorf("forward: sequence %d: %d positions exceed the context length %d", i, end, cfg.MaxContext)
+		}
+		if a := s.Cache.adapter; a != nil {
+			if err := m.checkAdapter(a); err != nil {
+				return nil, fmt.Errorf("forward: sequence %d: %w", i, err)
+			}
+			if k := len(p.segs) - 1; k >= 0 && p.segs[k].a == a && p.segs[k].hi == p.n {
+				p.segs[k].hi += len(s.Tokens)
+			} else if len(s.Tokens) > 0 {
+				p.segs = append(p.segs, adapterSeg{a: a, lo: p.n, hi: p.n + len(s.Tokens)})
+			}
 		}
 		p.start[i] = p.n
 		for j, t := range s.Tokens {
@@ -148,6 +160,33 @@ func (m *Model) rope(x []float32, n, heads int, p *batchPlan) {
 	}
 }
 
+// ropeBackward is rope's backward: the rotation is orthogonal, so the
+// gradient at its input is the gradient at its output rotated back (by the
+// negated angle), in place.
+func (m *Model) ropeBackward(dx []float32, n, heads int, p *batchPlan) {
+	cfg := &m.Config
+	hd, half := cfg.HeadDim, cfg.RopeDim/2
+	for t := 0; t < n; t++ {
+		cos, sin := p.cos[t*half:(t+1)*half], p.sin[t*half:(t+1)*half]
+		for h := 0; h < heads; h++ {
+			v := dx[(t*heads+h)*hd : (t*heads+h+1)*hd]
+			if cfg.RopeStyle == RopeInterleaved {
+				for i := 0; i < half; i++ {
+					a, b := v[2*i], v[2*i+1]
+					v[2*i] = a*cos[i] + b*sin[i]
+					v[2*i+1] = b*cos[i] - a*sin[i]
+				}
+			} else {
+				for i := 0; i < half; i++ {
+					a, b := v[i], v[i+half]
+					v[i] = a*cos[i] + b*sin[i]
+					v[i+half] = b*cos[i] - a*sin[i]
+				}
+			}
+		}
+	}
+}
+
 // LayerActs holds one layer's activations for the n tokens of a batch, row
 // by row. Inference reuses one LayerActs for every layer; a backward pass
 // (LoRA training) keeps one per layer and reads what its Backward needs.
@@ -166,6 +205,11 @@ type LayerActs struct {
 	Act     []float32 // silu(Gate)·Up, input of Down [n×FFN]
 	Out     []float32 // Mid + Down(Act) [n×Hidden]
 	scratch []float32 // fused projections' output
+
+	// train is set for a forward that a backward follows: the adapters'
+	// intermediates x·Aᵀ are then kept in xa[module][segment].
+	train bool
+	xa    [lora.NumModules][][]float32
 }
 
 func newLayerActs(c *Config, n int) *LayerActs {
@@ -184,21 +228,21 @@ func newLayerActs(c *Config, n int) *LayerActs {
 
 // forward runs the batch; when keep is non-nil it receives one LayerActs per
 // layer (for a backward pass). The final hidden states (before the final
-// norm) of all n tokens are returned too.
-func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerActs) ([][][]float32, []float32, error) {
+// norm) of all n tokens are returned too, and the batch's plan.
+func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerActs) ([][][]float32, []float32, *batchPlan, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cfg := &m.Config
 	p, err := m.plan(batch)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	n := p.n
 	x := make([]float32, n*cfg.Hidden)
 	for t, tok := range p.tokens {
 		if err := m.Embed.Row(x[t*cfg.Hidden:(t+1)*cfg.Hidden], tok); err != nil {
-			return nil, nil, fmt.Errorf("forward: embedding of token %d: %w", tok, err)
+			return nil, nil, nil, fmt.Errorf("forward: embedding of token %d: %w", tok, err)
 		}
 	}
 	for _, s := range batch {
@@ -215,10 +259,11 @@ func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerAct
 		if err := ctx.Err(); err != nil {
 			// Positions already written in earlier layers are not counted
 			// (c.n is unchanged), so the caches stay consistent.
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if keep != nil {
 			acts = newLayerActs(cfg, n)
+			acts.train = true
 			*keep = append(*keep, acts)
 		}
 		copy(acts.In, x)
@@ -265,7 +310,7 @@ func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerAct
 		}
 		out[i] = rows
 	}
-	return out, x, nil
+	return out, x, p, nil
 }
 
 // Forward runs layer l on the batch: a.In must hold the residual stream; the
@@ -280,9 +325,30 @@ func (ly *Layer) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p *bat
 		a.Mid[i] += a.In[i]
 	}
 	ly.MLPNorm.Forward(a.MLPIn, a.Mid, n, cfg.NormEps)
-	ly.MLP.Forward(cfg, a, n)
+	ly.MLP.Forward(m, l, a, p)
 	for i := range a.Out {
 		a.Out[i] += a.Mid[i]
+	}
+}
+
+// Backward propagates dOut, the loss gradient at a.Out (n×Hidden), back
+// through layer l, whose Forward in a training pass left its activations in
+// a. It accumulates the gradients of the adapters' A and B and, unless dIn
+// is nil (layer 0: no gradient for the embeddings is needed), writes the
+// gradient at a.In into dIn. dOut is used as scratch. The base weights are
+// read only.
+func (ly *Layer) Backward(m *Model, l int, a *LayerActs, dIn, dOut []float32, p *batchPlan) {
+	cfg := &m.Config
+	n := p.n
+	// Out = Mid + MLP(MLPNorm(Mid)): dMid = dOut + MLPNorm'ᵀ·MLP'ᵀ·dOut.
+	dMLPIn := ly.MLP.Backward(m, l, a, dOut, p)
+	dMid := dOut
+	ly.MLPNorm.Backward(dMid, a.Mid, dMLPIn, n, cfg.NormEps)
+	// Mid = In + Attn(AttnNorm(In)).
+	dAttnIn := ly.Attn.Backward(m, l, a, dMid, p, dIn != nil)
+	if dIn != nil {
+		copy(dIn[:n*cfg.Hidden], dMid)
+		ly.AttnNorm.Backward(dIn, a.In, dAttnIn, n, cfg.NormEps)
 	}
 }
 
@@ -294,7 +360,7 @@ func (at *Attention) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p 
 	n, qd, kd := p.n, cfg.QDim(), cfg.KVDim()
 	if cfg.FusedQKV {
 		w := qd + 2*kd
-		at.QKV.Forward(a.scratch, a.AttnIn, n)
+		m.project(&at.QKV, l, lora.QKV, a.scratch, a.AttnIn, a, p)
 		for t := 0; t < n; t++ {
 			row := a.scratch[t*w : (t+1)*w]
 			copy(a.Q[t*qd:(t+1)*qd], row[:qd])
@@ -302,9 +368,9 @@ func (at *Attention) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p 
 			copy(a.V[t*kd:(t+1)*kd], row[qd+kd:])
 		}
 	} else {
-		at.Q.Forward(a.Q, a.AttnIn, n)
-		at.K.Forward(a.K, a.AttnIn, n)
-		at.V.Forward(a.V, a.AttnIn, n)
+		m.project(&at.Q, l, lora.Q, a.Q, a.AttnIn, a, p)
+		m.project(&at.K, l, lora.K, a.K, a.AttnIn, a, p)
+		m.project(&at.V, l, lora.V, a.V, a.AttnIn, a, p)
 	}
 	m.rope(a.Q, n, cfg.Heads, p)
 	m.rope(a.K, n, cfg.KVHeads, p)
@@ -319,7 +385,56 @@ func (at *Attention) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p 
 			attend(cfg, l, s.Cache, s.Cache.n, len(s.Tokens), a.Q[p.start[i]*qd:], a.Att[p.start[i]*qd:])
 		}
 	}
-	at.O.Forward(a.Mid, a.Att, n)
+	m.project(&at.O, l, lora.O, a.Mid, a.Att, a, p)
+}
+
+// Backward propagates dMid, the loss gradient at the attention block's
+// output (n×Hidden), to the adapters of o, q, k, v (or qkv) and, when
+// wantDx, returns the gradient at a.AttnIn (n×Hidden). Attention
+// probabilities are recomputed from a.Q and a.K; every sequence of a
+// training batch starts at position 0, so its keys and values are the rows
+// of a.K and a.V.
+func (at *Attention) Backward(m *Model, l int, a *LayerActs, dMid []float32, p *batchPlan, wantDx bool) []float32 {
+	cfg := &m.Config
+	n, qd, kd := p.n, cfg.QDim(), cfg.KVDim()
+	dAtt := make([]float32, n*qd)
+	m.projectBackward(&at.O, l, lora.O, dAtt, dMid, a.Att, a, p)
+	dQ := make([]float32, n*qd)
+	dK := make([]float32, n*kd)
+	dV := make([]float32, n*kd)
+	for i := range p.start {
+		lo := p.start[i]
+		hi := p.n
+		if i+1 < len(p.start) {
+			hi = p.start[i+1]
+		}
+		if hi > lo {
+			attendBackward(cfg, hi-lo, a.Q[lo*qd:hi*qd], a.K[lo*kd:hi*kd], a.V[lo*kd:hi*kd], dAtt[lo*qd:hi*qd],
+				dQ[lo*qd:hi*qd], dK[lo*kd:hi*kd], dV[lo*kd:hi*kd])
+		}
+	}
+	m.ropeBackward(dQ, n, cfg.Heads, p)
+	m.ropeBackward(dK, n, cfg.KVHeads, p)
+	var dx []float32
+	if wantDx {
+		dx = make([]float32, n*cfg.Hidden)
+	}
+	if cfg.FusedQKV {
+		w := qd + 2*kd
+		d := make([]float32, n*w)
+		for t := 0; t < n; t++ {
+			row := d[t*w : (t+1)*w]
+			copy(row[:qd], dQ[t*qd:(t+1)*qd])
+			copy(row[qd:qd+kd], dK[t*kd:(t+1)*kd])
+			copy(row[qd+kd:], dV[t*kd:(t+1)*kd])
+		}
+		m.projectBackward(&at.QKV, l, lora.QKV, dx, d, a.AttnIn, a, p)
+	} else {
+		m.projectBackward(&at.Q, l, lora.Q, dx, dQ, a.AttnIn, a, p)
+		m.projectBackward(&at.K, l, lora.K, dx, dK, a.AttnIn, a, p)
+		m.projectBackward(&at.V, l, lora.V, dx, dV, a.AttnIn, a, p)
+	}
+	return dx
 }
 
 // attnChunk is how many query positions attend computes at once: it bounds
@@ -393,25 +508,155 @@ func attend(cfg *Config, l int, c *Cache, base, t int, q, out []float32) {
 	}
 }
 
-// Forward computes a.Out = Down(silu(Gate(a.MLPIn))·Up(a.MLPIn)) (the caller
-// adds the residual).
-func (mlp *MLP) Forward(cfg *Config, a *LayerActs, n int) {
-	f := cfg.FFN
+// attendBackward is attend's backward for one whole sequence of t tokens at
+// positions 0..t-1: q, dout and dq are [t×QDim] (queries after RoPE), k, v,
+// dk and dv [t×KVDim]; dq, dk and dv are overwritten. With P the attention
+// probabilities (recomputed as attend computes them), O = P·V and S the
+// scaled scores:
+//
+//	dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P∘(dP − rowsum(P∘dP)),
+//	dQ = scale·dS·K,  dK = scale·dSᵀ·Q.
+//
+// Per kv head the queries of the heads that share it are stacked, and
+// queries go in chunks of attnChunk positions, as in attend.
+func attendBackward(cfg *Config, t int, q, k, v, dout, dq, dk, dv []float32) {
+	hd, qd, kd := cfg.HeadDim, cfg.QDim(), cfg.KVDim()
+	group := cfg.Heads / cfg.KVHeads
+	w := cfg.SlidingWindow
+	kb := make([]float32, t*hd)
+	vb := make([]float32, t*hd)
+	dkb := make([]float32, t*hd)
+	dvb := make([]float32, t*hd)
+	tc := min(t, attnChunk)
+	qs := make([]float32, group*tc*hd)
+	dos := make([]float32, group*tc*hd)
+	dqs := make([]float32, group*tc*hd)
+	s := make([]float32, group*tc*t)
+	ds := make([]float32, group*tc*t)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for kh := 0; kh < cfg.KVHeads; kh++ {
+		for j := 0; j < t; j++ {
+			copy(kb[j*hd:(j+1)*hd], k[j*kd+kh*hd:j*kd+(kh+1)*hd])
+			copy(vb[j*hd:(j+1)*hd], v[j*kd+kh*hd:j*kd+(kh+1)*hd])
+		}
+		clear(dkb)
+		clear(dvb)
+		for i0 := 0; i0 < t; i0 += attnChunk {
+			i1 := min(t, i0+attnChunk)
+			n := i1 - i0
+			lc := i1 // keys [0, i1) are visible to some query of the chunk
+			gn := group * n
+			for g := 0; g < group; g++ {
+				h := kh*group + g
+				for i := i0; i < i1; i++ {
+					r := g*n + i - i0
+					copy(qs[r*hd:(r+1)*hd], q[i*qd+h*hd:i*qd+(h+1)*hd])
+					copy(dos[r*hd:(r+1)*hd], dout[i*qd+h*hd:i*qd+(h+1)*hd])
+				}
+			}
+			sc, dsc := s[:gn*lc], ds[:gn*lc]
+			kernels.MatMulNT(sc, qs[:gn*hd], kb[:lc*hd], gn, lc, hd)
+			kernels.MatMulNT(dsc, dos[:gn*hd], vb[:lc*hd], gn, lc, hd) // dP
+			for r := 0; r < gn; r++ {
+				row, drow := sc[r*lc:(r+1)*lc], dsc[r*lc:(r+1)*lc]
+				pos := i0 + r%n
+				lo := 0
+				if w > 0 {
+					lo = max(0, pos+1-w)
+				}
+				hi := pos + 1
+				clear(row[:lo])
+				kernels.Scale(scale, row[lo:hi])
+				kernels.Softmax(row[lo:hi])
+				clear(row[hi:])
+				var dot float64
+				for j := lo; j < hi; j++ {
+					dot += float64(row[j]) * float64(drow[j])
+				}
+				d := float32(dot)
+				clear(drow[:lo])
+				for j := lo; j < hi; j++ {
+					drow[j] = row[j] * (drow[j] - d) * scale
+				}
+				clear(drow[hi:])
+			}
+			kernels.MatMulTNAcc(dvb[:lc*hd], sc, dos[:gn*hd], lc, hd, gn)
+			kernels.MatMulTNAcc(dkb[:lc*hd], dsc, qs[:gn*hd], lc, hd, gn)
+			kernels.MatMulNN(dqs[:gn*hd], dsc, kb[:lc*hd], gn, hd, lc)
+			for g := 0; g < group; g++ {
+				h := kh*group + g
+				for i := i0; i < i1; i++ {
+					r := g*n + i - i0
+					copy(dq[i*qd+h*hd:i*qd+(h+1)*hd], dqs[r*hd:(r+1)*hd])
+				}
+			}
+		}
+		for j := 0; j < t; j++ {
+			copy(dk[j*kd+kh*hd:j*kd+(kh+1)*hd], dkb[j*hd:(j+1)*hd])
+			copy(dv[j*kd+kh*hd:j*kd+(kh+1)*hd], dvb[j*hd:(j+1)*hd])
+		}
+	}
+}
+
+// Forward computes a.Out = Down(silu(Gate(a.MLPIn))·Up(a.MLPIn)) for layer
+// l (the caller adds the residual).
+func (mlp *MLP) Forward(m *Model, l int, a *LayerActs, p *batchPlan) {
+	cfg := &m.Config
+	f, n := cfg.FFN, p.n
 	if cfg.FusedGateUp {
-		mlp.GateUp.Forward(a.scratch, a.MLPIn, n)
+		m.project(&mlp.GateUp, l, lora.GateUp, a.scratch, a.MLPIn, a, p)
 		for t := 0; t < n; t++ {
 			row := a.scratch[t*2*f : (t+1)*2*f]
 			copy(a.Gate[t*f:(t+1)*f], row[:f])
 			copy(a.Up[t*f:(t+1)*f], row[f:])
 		}
 	} else {
-		mlp.Gate.Forward(a.Gate, a.MLPIn, n)
-		mlp.Up.Forward(a.Up, a.MLPIn, n)
+		m.project(&mlp.Gate, l, lora.Gate, a.Gate, a.MLPIn, a, p)
+		m.project(&mlp.Up, l, lora.Up, a.Up, a.MLPIn, a, p)
 	}
 	parallelFor(n, max(1, 16384/f), func(lo, hi int) {
 		kernels.SiLUMul(a.Act[lo*f:hi*f], a.Gate[lo*f:hi*f], a.Up[lo*f:hi*f])
 	})
-	mlp.Down.Forward(a.Out, a.Act, n)
+	m.project(&mlp.Down, l, lora.Down, a.Out, a.Act, a, p)
+}
+
+// Backward propagates dOut, the loss gradient at the MLP's output
+// (n×Hidden), to the adapters of down, gate and up (or gate_up) and
+// returns the gradient at a.MLPIn (n×Hidden). With act = silu(g)·u and
+// σ the logistic function:
+//
+//	du = dact·silu(g),  dg = dact·u·σ(g)·(1 + g·(1−σ(g))).
+func (mlp *MLP) Backward(m *Model, l int, a *LayerActs, dOut []float32, p *batchPlan) []float32 {
+	cfg := &m.Config
+	f, n := cfg.FFN, p.n
+	dAct := make([]float32, n*f)
+	m.projectBackward(&mlp.Down, l, lora.Down, dAct, dOut, a.Act, a, p)
+	dGate := make([]float32, n*f)
+	dUp := make([]float32, n*f)
+	siluMulBackward(dGate, dUp, dAct, a.Gate, a.Up)
+	dx := make([]float32, n*cfg.Hidden)
+	if cfg.FusedGateUp {
+		d := make([]float32, n*2*f)
+		for t := 0; t < n; t++ {
+			copy(d[t*2*f:t*2*f+f], dGate[t*f:(t+1)*f])
+			copy(d[t*2*f+f:(t+1)*2*f], dUp[t*f:(t+1)*f])
+		}
+		m.projectBackward(&mlp.GateUp, l, lora.GateUp, dx, d, a.MLPIn, a, p)
+	} else {
+		m.projectBackward(&mlp.Gate, l, lora.Gate, dx, dGate, a.MLPIn, a, p)
+		m.projectBackward(&mlp.Up, l, lora.Up, dx, dUp, a.MLPIn, a, p)
+	}
+	return dx
+}
+
+// siluMulBackward writes the gradients at gate and up of
+// act = silu(gate)·up, given dact.
+func siluMulBackward(dgate, dup, dact, gate, up []float32) {
+	for i, g := range gate {
+		sg := float32(1 / (1 + math.Exp(-float64(g))))
+		dup[i] = dact[i] * g * sg
+		dgate[i] = dact[i] * up[i] * sg * (1 + g*(1-sg))
+	}
 }
 
 // Hidden runs tokens through the model, appending them to c, and returns
@@ -419,7 +664,7 @@ func (mlp *MLP) Forward(cfg *Config, a *LayerActs, n int) {
 // projection) of every new position: one Hidden-wide row each, e.g. for
 // embedding texts by a model's representations.
 func (m *Model) Hidden(ctx context.Context, c *Cache, tokens []int) ([][]float32, error) {
-	_, x, err := m.forward(ctx, []Sequence{{Cache: c, Tokens: tokens, Logits: LogitsNone}}, nil)
+	_, x, _, err := m.forward(ctx, []Sequence{{Cache: c, Tokens: tokens, Logits: LogitsNone}}, nil)
 	if err != nil {
 		return nil, err
 	}

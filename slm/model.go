@@ -3,6 +3,7 @@ package slm
 import (
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 
@@ -71,6 +72,31 @@ func (r *RMSNorm) Forward(out, x []float32, n int, eps float32) {
 	d := len(r.W)
 	for i := 0; i < n; i++ {
 		kernels.RMSNorm(out[i*d:(i+1)*d], x[i*d:(i+1)*d], r.W, eps)
+	}
+}
+
+// Backward adds into dx the gradient at the n rows of x, the input of
+// Forward, given dy, the gradient at its output. With r = 1/sqrt(mean(x²)+eps)
+// and y = x·r·w:
+//
+//	dx_i = r·w_i·dy_i − x_i·r³/d · Σ_j w_j·dy_j·x_j
+//
+// The weight w gets no gradient (it is part of the frozen base).
+func (r *RMSNorm) Backward(dx, x, dy []float32, n int, eps float32) {
+	d := len(r.W)
+	for i := 0; i < n; i++ {
+		xs, dys, dxs := x[i*d:(i+1)*d], dy[i*d:(i+1)*d], dx[i*d:(i+1)*d]
+		var ss, dot float64
+		for j, v := range xs {
+			ss += float64(v) * float64(v)
+			dot += float64(r.W[j]) * float64(dys[j]) * float64(v)
+		}
+		rs := 1 / math.Sqrt(ss/float64(d)+float64(eps))
+		c := float32(dot * rs * rs * rs / float64(d))
+		rf := float32(rs)
+		for j, v := range xs {
+			dxs[j] += rf*r.W[j]*dys[j] - v*c
+		}
 	}
 }
 

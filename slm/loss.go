@@ -1,0 +1,202 @@
+package slm
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/usersim/usersim/slm/kernels"
+	"github.com/usersim/usersim/slm/lora"
+	"github.com/usersim/usersim/slm/tensor"
+)
+
+// TrainSeq is one training example: a token sequence run from position 0,
+// the tokens whose prediction counts in the loss, and the adapter it trains.
+type TrainSeq struct {
+	Tokens []int
+	// Mask marks the target tokens: Tokens[i] with Mask[i] true is predicted
+	// from the logits of position i-1 and adds −log p(Tokens[i]) to the
+	// loss. This is Hugging Face's labels convention (labels = ids with the
+	// prompt set to -100, shifted inside the loss), so Mask[0] is never
+	// used. A nil Mask makes every token but the first a target.
+	Mask []bool
+	// Adapter is the LoRA adapter the sequence runs with and whose gradients
+	// LossAndGrad accumulates; nil runs the base model alone.
+	Adapter *lora.Adapter
+}
+
+// lossChunk is how many target rows the output layer handles at once; it
+// bounds the logits buffer (lossChunk × Vocab floats).
+const lossChunk = 64
+
+// LossAndGrad runs the batch forward and backward. It returns the summed
+// cross-entropy of the target tokens of every sequence (see TrainSeq.Mask)
+// and their number, and adds the gradient of that sum with respect to the
+// A and B matrices of each sequence's adapter into the adapter's pairs'
+// GA and GB (allocated when nil). Sequences of one batch may use different
+// adapters, or the same one. The base model is frozen: its weights are read,
+// never differentiated or written, and must be float32.
+//
+// The sum (not the mean) matches package train's Objective, which divides
+// by the step's token count; divide by ntok for the mean loss. Two
+// LossAndGrad calls must not share an adapter at the same time.
+func (m *Model) LossAndGrad(ctx context.Context, batch []TrainSeq) (loss float64, ntok int, err error) {
+	return m.lossPass(ctx, batch, true)
+}
+
+// Loss is LossAndGrad without the backward pass (evaluation): the summed
+// cross-entropy of the target tokens and their number.
+func (m *Model) Loss(ctx context.Context, batch []TrainSeq) (loss float64, ntok int, err error) {
+	return m.lossPass(ctx, batch, false)
+}
+
+// target is one predicted token: row of the batch and token id.
+type target struct{ row, tok int }
+
+func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool) (float64, int, error) {
+	cfg := &m.Config
+	seqs := make([]Sequence, len(batch))
+	var targets []target
+	row := 0
+	for i, s := range batch {
+		if len(s.Tokens) == 0 {
+			return 0, 0, fmt.Errorf("loss: sequence %d has no tokens", i)
+		}
+		if s.Mask != nil && len(s.Mask) != len(s.Tokens) {
+			return 0, 0, fmt.Errorf("loss: sequence %d: mask of %d entries for %d tokens", i, len(s.Mask), len(s.Tokens))
+		}
+		for j := 1; j < len(s.Tokens); j++ {
+			if s.Mask == nil || s.Mask[j] {
+				targets = append(targets, target{row + j - 1, s.Tokens[j]})
+			}
+		}
+		row += len(s.Tokens)
+		seqs[i] = Sequence{Cache: m.NewAdapterCache(s.Adapter), Tokens: s.Tokens, Logits: LogitsNone}
+	}
+	if grad {
+		if err := m.checkTrainable(); err != nil {
+			return 0, 0, err
+		}
+		for _, s := range batch {
+			if s.Adapter == nil {
+				continue
+			}
+			for _, p := range s.Adapter.Pairs() {
+				if p.GA == nil {
+					p.GA = make([]float32, len(p.A))
+				}
+				if p.GB == nil {
+					p.GB = make([]float32, len(p.B))
+				}
+			}
+		}
+	}
+	var acts []*LayerActs
+	var keep *[]*LayerActs
+	if grad {
+		keep = &acts
+	}
+	_, x, p, err := m.forward(ctx, seqs, keep)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
+	var dx []float32
+	if grad {
+		dx = make([]float32, p.n*cfg.Hidden)
+	}
+	loss := m.outputLoss(x, targets, dx)
+	if !grad || len(targets) == 0 {
+		return loss, len(targets), nil
+	}
+	var dIn []float32
+	for l := len(m.Layers) - 1; l >= 0; l-- {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		if l > 0 {
+			dIn = make([]float32, p.n*cfg.Hidden)
+		} else {
+			dIn = nil
+		}
+		m.Layers[l].Backward(m, l, acts[l], dIn, dx, p)
+		acts[l] = nil // free as we go
+		dx = dIn
+	}
+	return loss, len(targets), nil
+}
+
+// checkTrainable reports whether every matrix a backward multiplies by is
+// float32.
+func (m *Model) checkTrainable() error {
+	for _, l := range m.linears() {
+		if l.DType != tensor.F32 || l.W == nil {
+			return fmt.Errorf("loss: %w (a %s matrix of %d×%d)", errQuantTrain, l.DType, l.Out, l.In)
+		}
+	}
+	return nil
+}
+
+// outputLoss is the output layer with the cross-entropy loss, only for the
+// target rows: for each target, h = Norm(x[row]), logits = h·Wᵀ, loss +=
+// logsumexp(logits) − logits[tok]. When dx is not nil it receives (adds) the
+// gradient of the summed loss at x: dlogits = softmax(logits) − onehot(tok),
+// dh = dlogits·W, then the final norm's backward. The output matrix (the
+// embedding when tied) gets no gradient.
+func (m *Model) outputLoss(x []float32, targets []target, dx []float32) float64 {
+	cfg := &m.Config
+	d, V := cfg.Hidden, cfg.Vocab
+	out := m.output()
+	var loss float64
+	c := min(len(targets), lossChunk)
+	h := make([]float32, c*d)
+	logits := make([]float32, c*V)
+	dh := make([]float32, c*d)
+	nlls := make([]float64, c)
+	for t0 := 0; t0 < len(targets); t0 += lossChunk {
+		ts := targets[t0:min(len(targets), t0+lossChunk)]
+		r := len(ts)
+		for i, tg := range ts {
+			m.Norm.Forward(h[i*d:(i+1)*d], x[tg.row*d:(tg.row+1)*d], 1, cfg.NormEps)
+		}
+		out.Forward(logits[:r*V], h[:r*d], r)
+		parallelFor(r, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				row := logits[i*V : (i+1)*V]
+				lse := logSumExp(row)
+				// Summed below in order, for a deterministic total.
+				nll := lse - float64(row[ts[i].tok])
+				if dx != nil {
+					for j, v := range row {
+						row[j] = float32(math.Exp(float64(v) - lse))
+					}
+					row[ts[i].tok] -= 1
+				}
+				nlls[i] = nll
+			}
+		})
+		for i := 0; i < r; i++ {
+			loss += nlls[i]
+		}
+		if dx == nil {
+			continue
+		}
+		kernels.MatMulNN(dh[:r*d], logits[:r*V], out.W, r, d, V)
+		for i, tg := range ts {
+			m.Norm.Backward(dx[tg.row*d:(tg.row+1)*d], x[tg.row*d:(tg.row+1)*d], dh[i*d:(i+1)*d], 1, cfg.NormEps)
+		}
+	}
+	return loss
+}
+
+// logSumExp returns log Σ exp(x) in float64.
+func logSumExp(x []float32) float64 {
+	mx := math.Inf(-1)
+	for _, v := range x {
+		mx = math.Max(mx, float64(v))
+	}
+	var s float64
+	for _, v := range x {
+		s += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(s)
+}
