@@ -41,7 +41,7 @@ func transPack8(dst *float32, ldd int, src *float32, lds int, n int)
 func dequantQ8_0AVX2(dst *float32, src *byte, nb int)
 
 //go:noescape
-func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32
+func dotQ6KAVX2(a *float32, b *byte, nsb int) float32
 
 //go:noescape
 func dotQ4_0AVX2(a *float32, b *byte, nb int) float32

@@ -96,8 +96,8 @@
 // assembly, dequantizing in registers (int8 or nibbles → int32 → float32,
 // FMA with the activations, one FMA per block or group for its scale).
 // Q4_K's 6-bit scales and mins are unpacked in registers, and its mins
-// term dmin·m·Σa uses per-sub-block sums of a computed once per call;
-// Q6_K's int8 scales are converted in Go per row. Activations stay
+// term dmin·m·Σa uses per-sub-block sums of a computed once per call.
+// Activations stay
 // float32 (ggml instead quantizes them to Q8 and multiplies integers), so
 // results match the dequantized reference within float rounding. For
 // prefill (m > 4) every format dequantizes 256 weight rows at a time to

@@ -278,8 +278,8 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 // matVecQ is the decode path of the quantized matmuls (m ≤ smallMQuant): each
 // weight row is streamed once, split among goroutines, and dotted with
 // every row of a while it is in cache. With AVX2 the rows are dotted
-// straight from their blocks (Q6_K's int8 group scales are converted in Go
-// first); otherwise each row is dequantized to float32 and dotted.
+// straight from their blocks; otherwise each row is dequantized to float32
+// and dotted.
 func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 	asm := useAsm()
 	var asums []float32
@@ -307,17 +307,8 @@ func matVecQ(q quantType, c, a []float32, b []byte, m, n, k, rowBytes int) {
 					c[i*n+j] = dotQ4KFullAVX2(&a[i*k], &bj[0], &asums[i*k/32], k/BlockQ4K)
 				}
 			case asm && q.id == qQ6K.id:
-				nsb := k / BlockQ6K
-				scales := row[:nsb*16]
-				for sb := 0; sb < nsb; sb++ {
-					x := bj[sb*SizeQ6K : (sb+1)*SizeQ6K]
-					d := half(x[208:])
-					for s, v := range x[192:208] {
-						scales[sb*16+s] = d * float32(int8(v))
-					}
-				}
 				for i := 0; i < m; i++ {
-					c[i*n+j] = dotQ6KAVX2(&a[i*k], &bj[0], &scales[0], nsb)
+					c[i*n+j] = dotQ6KAVX2(&a[i*k], &bj[0], k/BlockQ6K)
 				}
 			default:
 				q.dequant(row, bj)

@@ -532,6 +532,12 @@ func byteConst(g *gen, v string, y int) {
 // Y<out0> and Y<out1>. With scale == false the whole 32 are summed into
 // Y11 unscaled. Clobbers Y10-Y12 and the high half of Y<q>.
 func int8x32Dot(g *gen, q, off int, scaled bool, soff, out0, out1 int) {
+	int8x32DotScale(g, q, off, scaled, func(half int) { g.i("VBROADCASTSS %d(DX), Y12", soff+4*half) }, out0, out1)
+}
+
+// int8x32DotScale is int8x32Dot with the broadcast of each half's scale
+// into Y12 emitted by scale(half).
+func int8x32DotScale(g *gen, q, off int, scaled bool, scale func(half int), out0, out1 int) {
 	for half := 0; half < 2; half++ {
 		if half == 1 {
 			g.i("VEXTRACTI128 $1, Y%d, X%d", q, q)
@@ -552,7 +558,7 @@ func int8x32Dot(g *gen, q, off int, scaled bool, soff, out0, out1 int) {
 			if half == 1 {
 				out = out1
 			}
-			g.i("VBROADCASTSS %d(DX), Y12", soff+4*half)
+			scale(half)
 			g.i("VFMADD231PS Y12, Y11, Y%d", out)
 		}
 	}
@@ -560,19 +566,18 @@ func int8x32Dot(g *gen, q, off int, scaled bool, soff, out0, out1 int) {
 
 // dotQ6K emits
 //
-//	func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32
+//	func dotQ6KAVX2(a *float32, b *byte, nsb int) float32
 //
 // the dot product of a Q6_K row of nsb super-blocks (210 bytes each) with
-// a; scales holds d·sc for the 16 groups of 16 weights of each super-block
-// (unpacked by the caller).
+// a; each half's 8 int8 group scales are converted to d·sc in one
+// register and broadcast from there.
 func dotQ6K(g *gen) {
 	g.f("")
-	g.f("// func dotQ6KAVX2(a *float32, b *byte, scales *float32, nsb int) float32")
-	g.f("TEXT ·dotQ6KAVX2(SB), NOSPLIT, $0-36")
+	g.f("// func dotQ6KAVX2(a *float32, b *byte, nsb int) float32")
+	g.f("TEXT ·dotQ6KAVX2(SB), NOSPLIT, $0-28")
 	g.i("MOVQ a+0(FP), SI")
 	g.i("MOVQ b+8(FP), DI")
-	g.i("MOVQ scales+16(FP), DX")
-	g.i("MOVQ nsb+24(FP), CX")
+	g.i("MOVQ nsb+16(FP), CX")
 	g.i("VXORPS Y0, Y0, Y0")
 	g.i("VXORPS Y1, Y1, Y1")
 	byteConst(g, "0x0f0f0f0f", 15)
@@ -606,14 +611,26 @@ func dotQ6K(g *gen) {
 		g.i("VPSRLW $2, Y4, Y9")
 		g.i("VPAND Y14, Y9, Y9")
 		g.i("VPOR Y9, Y8, Y8")
+		// Y2 = d·sc for this half's 8 groups (Y2-Y4 are free now).
+		halfScale(g, "208(DI)", 3)
+		g.i("VPMOVSXBD %d(DI), Y2", 192+8*h)
+		g.i("VCVTDQ2PS Y2, Y2")
+		g.i("VMULPS Y3, Y2, Y2")
 		for v := 0; v < 4; v++ {
 			g.i("VPSUBB Y13, Y%d, Y%d", 5+v, 5+v)
-			// Weights 128h+32v+l; groups of 16 use scales 8h+2v, 8h+2v+1.
-			int8x32Dot(g, 5+v, 4*(128*h+32*v), true, 4*(8*h+2*v), 0, 1)
+			// Weights 128h+32v+l; groups of 16 use scales 2v, 2v+1 of Y2.
+			int8x32DotScale(g, 5+v, 4*(128*h+32*v), true, func(half int) {
+				grp := 2*v + half
+				lane := "0x00"
+				if grp >= 4 {
+					lane = "0x11"
+				}
+				g.i("VPERMILPS $0x%02x, Y2, Y12", (grp%4)*0x55)
+				g.i("VPERM2F128 $%s, Y12, Y12, Y12", lane)
+			}, 0, 1)
 		}
 	}
 	g.i("ADDQ $1024, SI")
-	g.i("ADDQ $64, DX")
 	g.i("ADDQ $210, DI")
 	g.i("DECQ CX")
 	g.i("JNZ q6k_block")
@@ -621,7 +638,7 @@ func dotQ6K(g *gen) {
 	g.i("VADDPS Y1, Y0, Y0")
 	hsum(g, 0, 1)
 	g.i("VZEROUPPER")
-	g.i("MOVSS X0, ret+32(FP)")
+	g.i("MOVSS X0, ret+24(FP)")
 	g.i("RET")
 }
 
