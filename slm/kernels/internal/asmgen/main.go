@@ -526,17 +526,12 @@ func byteConst(g *gen, v string, y int) {
 	g.i("VPBROADCASTD X%d, Y%d", y, y)
 }
 
-// int8x32Dot emits: acc(Y<dst>) = sum over the 32 signed bytes of Y<q>
-// (weights) times 32 float32 at off(SI), in two halves of 16 whose sums
-// are scaled by the float32 at soff(DX) and soff+4(DX) and added into
-// Y<out0> and Y<out1>. With scale == false the whole 32 are summed into
-// Y11 unscaled. Clobbers Y10-Y12 and the high half of Y<q>.
-func int8x32Dot(g *gen, q, off int, scaled bool, soff, out0, out1 int) {
-	int8x32DotScale(g, q, off, scaled, func(half int) { g.i("VBROADCASTSS %d(DX), Y12", soff+4*half) }, out0, out1)
-}
-
-// int8x32DotScale is int8x32Dot with the broadcast of each half's scale
-// into Y12 emitted by scale(half).
+// int8x32DotScale emits: the sum over the 32 signed bytes of Y<q>
+// (weights) times 32 float32 at off(SI), in two halves of 16. With scaled,
+// each half's sum is multiplied by the scale that scale(half) broadcasts
+// into Y12 and added into Y<out0> (first half) or Y<out1> (second); without,
+// the 32 products are summed into Y11 unscaled. Clobbers Y10-Y12 and the
+// high half of Y<q>.
 func int8x32DotScale(g *gen, q, off int, scaled bool, scale func(half int), out0, out1 int) {
 	for half := 0; half < 2; half++ {
 		if half == 1 {
