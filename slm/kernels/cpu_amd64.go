@@ -54,3 +54,6 @@ func siluMulAVX2(out, gate, up *float32, n int)
 
 //go:noescape
 func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32
+
+//go:noescape
+func dequantQ4KAVX2(dst *float32, b *byte, nsb int)

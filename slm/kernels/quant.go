@@ -263,9 +263,12 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 			nc := min(quantChunk, hi-j0)
 			for j := 0; j < nc; j++ {
 				dst, src := buf[j*k:(j+1)*k], b[(j0+j)*rowBytes:(j0+j+1)*rowBytes]
-				if q.id == qQ8_0.id && useAsm() {
+				switch {
+				case q.id == qQ8_0.id && useAsm():
 					dequantQ8_0AVX2(&dst[0], &src[0], k/BlockQ8_0)
-				} else {
+				case q.id == qQ4K.id && useAsm():
+					dequantQ4KAVX2(&dst[0], &src[0], k/BlockQ4K)
+				default:
 					q.dequant(dst, src)
 				}
 			}

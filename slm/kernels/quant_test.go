@@ -311,3 +311,35 @@ func TestQuantizeKRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestDequantAsmExact checks the assembly dequantizers of the prefill path
+// against the Go ones, bit for bit.
+func TestDequantAsmExact(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no AVX2")
+	}
+	r := rand.New(rand.NewPCG(13, 13))
+	for _, tc := range []struct {
+		q   quantType
+		asm func(dst *float32, b *byte, nb int)
+	}{
+		{qQ8_0, dequantQ8_0AVX2},
+		{qQ4K, dequantQ4KAVX2},
+	} {
+		const n, k = 5, 512
+		b := randQuant(r, tc.q, n, k)
+		want := make([]float32, n*k)
+		tc.q.dequant(want, b)
+		got := make([]float32, n*k+1)
+		got[n*k] = 42
+		tc.asm(&got[0], &b[0], n*k/tc.q.block)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: [%d] = %g, want %g", tc.q.name, i, got[i], want[i])
+			}
+		}
+		if got[n*k] != 42 {
+			t.Fatalf("%s wrote past the end", tc.q.name)
+		}
+	}
+}

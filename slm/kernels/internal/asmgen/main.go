@@ -44,6 +44,7 @@ func main() {
 	transPack(&g)
 	dequantQ8(&g)
 	dotQ4KFull(&g)
+	dequantQ4K(&g)
 	dotQ6K(&g)
 	dotQ4_0(&g)
 	expKernels(&g)
@@ -838,6 +839,52 @@ func dotQ4KFull(g *gen) {
 	g.i("TESTQ CX, CX")
 	g.i("JZ q4kf_done")
 	g.f("q4kf_block:")
+	q4kScales(g)
+	g.i("VFMADD231PS (R14), Y12, Y7")
+	for c := 0; c < 4; c++ {
+		for q := 0; q < 4; q++ {
+			g.i("VPMOVZXBD %d(DI), Y2", 16+32*c+8*q)
+			g.i("VPAND Y15, Y2, Y3")
+			g.i("VPSRLD $4, Y2, Y4")
+			g.i("VCVTDQ2PS Y3, Y3")
+			g.i("VCVTDQ2PS Y4, Y4")
+			if q == 0 {
+				g.i("VMULPS %d(SI), Y3, Y5", 256*c+32*q)
+				g.i("VMULPS %d(SI), Y4, Y6", 256*c+128+32*q)
+			} else {
+				g.i("VFMADD231PS %d(SI), Y3, Y5", 256*c+32*q)
+				g.i("VFMADD231PS %d(SI), Y4, Y6", 256*c+128+32*q)
+			}
+		}
+		for h, acc := range []int{5, 6} {
+			sub := 2*c + h
+			lane := "0x00"
+			if sub >= 4 {
+				lane = "0x11"
+			}
+			g.i("VPERMILPS $0x%02x, Y11, Y8", (sub%4)*0x55)
+			g.i("VPERM2F128 $%s, Y8, Y8, Y8", lane)
+			g.i("VFMADD231PS Y8, Y%d, Y%d", acc, h)
+		}
+	}
+	g.i("ADDQ $1024, SI")
+	g.i("ADDQ $144, DI")
+	g.i("ADDQ $32, R14")
+	g.i("DECQ CX")
+	g.i("JNZ q4kf_block")
+	g.f("q4kf_done:")
+	g.i("VADDPS Y1, Y0, Y0")
+	g.i("VSUBPS Y7, Y0, Y0")
+	hsum(g, 0, 1)
+	g.i("VZEROUPPER")
+	g.i("MOVSS X0, ret+32(FP)")
+	g.i("RET")
+}
+
+// q4kScales emits the unpacking of the Q4_K super-block at DI: Y11 = d·sc
+// and Y12 = dmin·m for its 8 sub-blocks (the 32-bit word shuffle of ggml's
+// AVX2 code on the 12 scale bytes). Clobbers AX, R8-R13, Y13, Y14.
+func q4kScales(g *gen) {
 	// Scales and mins: bytes 4..15 as three words u0, u1, u2.
 	g.i("MOVL 4(DI), R8")
 	g.i("MOVL 8(DI), R9")
@@ -882,43 +929,58 @@ func dotQ4KFull(g *gen) {
 	g.i("VBROADCASTSS X13, Y13")
 	g.i("VMULPS Y14, Y11, Y11") // d·sc
 	g.i("VMULPS Y13, Y12, Y12") // dmin·m
-	g.i("VFMADD231PS (R14), Y12, Y7")
+}
+
+// dequantQ4K emits
+//
+//	func dequantQ4KAVX2(dst *float32, b *byte, nsb int)
+//
+// expanding nsb Q4_K super-blocks to float32 exactly as the reference
+// (d·sc)·q - dmin·m (no fused multiply-add, so the results are identical).
+func dequantQ4K(g *gen) {
+	g.f("")
+	g.f("// func dequantQ4KAVX2(dst *float32, b *byte, nsb int)")
+	g.f("TEXT ·dequantQ4KAVX2(SB), NOSPLIT, $0-24")
+	g.i("MOVQ dst+0(FP), SI")
+	g.i("MOVQ b+8(FP), DI")
+	g.i("MOVQ nsb+16(FP), CX")
+	byteConst(g, "15", 15)
+	g.i("TESTQ CX, CX")
+	g.i("JZ dq4k_done")
+	g.f("dq4k_block:")
+	q4kScales(g)
 	for c := 0; c < 4; c++ {
+		for h := 0; h < 2; h++ {
+			sub := 2*c + h
+			lane := "0x00"
+			if sub >= 4 {
+				lane = "0x11"
+			}
+			// Y5/Y6 = scale and min of sub-block 2c (h=0), Y7/Y8 of 2c+1.
+			g.i("VPERMILPS $0x%02x, Y11, Y%d", (sub%4)*0x55, 5+2*h)
+			g.i("VPERM2F128 $%s, Y%d, Y%d, Y%d", lane, 5+2*h, 5+2*h, 5+2*h)
+			g.i("VPERMILPS $0x%02x, Y12, Y%d", (sub%4)*0x55, 6+2*h)
+			g.i("VPERM2F128 $%s, Y%d, Y%d, Y%d", lane, 6+2*h, 6+2*h, 6+2*h)
+		}
 		for q := 0; q < 4; q++ {
 			g.i("VPMOVZXBD %d(DI), Y2", 16+32*c+8*q)
 			g.i("VPAND Y15, Y2, Y3")
 			g.i("VPSRLD $4, Y2, Y4")
 			g.i("VCVTDQ2PS Y3, Y3")
 			g.i("VCVTDQ2PS Y4, Y4")
-			if q == 0 {
-				g.i("VMULPS %d(SI), Y3, Y5", 256*c+32*q)
-				g.i("VMULPS %d(SI), Y4, Y6", 256*c+128+32*q)
-			} else {
-				g.i("VFMADD231PS %d(SI), Y3, Y5", 256*c+32*q)
-				g.i("VFMADD231PS %d(SI), Y4, Y6", 256*c+128+32*q)
-			}
-		}
-		for h, acc := range []int{5, 6} {
-			sub := 2*c + h
-			lane := "0x00"
-			if sub >= 4 {
-				lane = "0x11"
-			}
-			g.i("VPERMILPS $0x%02x, Y11, Y8", (sub%4)*0x55)
-			g.i("VPERM2F128 $%s, Y8, Y8, Y8", lane)
-			g.i("VFMADD231PS Y8, Y%d, Y%d", acc, h)
+			g.i("VMULPS Y5, Y3, Y3")
+			g.i("VSUBPS Y6, Y3, Y3")
+			g.i("VMULPS Y7, Y4, Y4")
+			g.i("VSUBPS Y8, Y4, Y4")
+			g.i("VMOVUPS Y3, %d(SI)", 256*c+32*q)
+			g.i("VMOVUPS Y4, %d(SI)", 256*c+128+32*q)
 		}
 	}
 	g.i("ADDQ $1024, SI")
 	g.i("ADDQ $144, DI")
-	g.i("ADDQ $32, R14")
 	g.i("DECQ CX")
-	g.i("JNZ q4kf_block")
-	g.f("q4kf_done:")
-	g.i("VADDPS Y1, Y0, Y0")
-	g.i("VSUBPS Y7, Y0, Y0")
-	hsum(g, 0, 1)
+	g.i("JNZ dq4k_block")
+	g.f("dq4k_done:")
 	g.i("VZEROUPPER")
-	g.i("MOVSS X0, ret+32(FP)")
 	g.i("RET")
 }
