@@ -167,8 +167,11 @@ func readSSE(resp *http.Response, fn func([]byte) error) error {
 		}
 		d := bytes.TrimSpace(data)
 		data = data[:0]
-		if string(d) == "[DONE]" {
+		switch string(d) {
+		case "[DONE]":
 			return true, nil
+		case "": // "data:" with nothing, as some servers send to keep alive
+			return false, nil
 		}
 		events++
 		return false, fn(d)
