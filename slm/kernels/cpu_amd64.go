@@ -57,3 +57,6 @@ func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32
 
 //go:noescape
 func dequantQ4KAVX2(dst *float32, b *byte, nsb int)
+
+//go:noescape
+func dequantQ6KAVX2(dst *float32, b *byte, nsb int)

@@ -24,3 +24,4 @@ func dotQ4KFullAVX2(a *float32, b *byte, asums *float32, nsb int) float32 {
 	panic("kernels: no assembly")
 }
 func dequantQ4KAVX2(dst *float32, b *byte, nsb int) { panic("kernels: no assembly") }
+func dequantQ6KAVX2(dst *float32, b *byte, nsb int) { panic("kernels: no assembly") }

@@ -101,7 +101,7 @@
 // float32 (ggml instead quantizes them to Q8 and multiplies integers), so
 // results match the dequantized reference within float rounding. For
 // prefill (m > 4) every format dequantizes 256 weight rows at a time to
-// float32 (Q8_0 and Q4_K in assembly, bit-identical to the Go code) and
-// runs the blocked GEMM on them, with A packed once for all chunks: the
+// float32 (Q8_0, Q4_K and Q6_K in assembly, bit-identical to the Go code)
+// and runs the blocked GEMM on them, with A packed once for all chunks: the
 // dequantization is paid once per weight and amortized over the m rows.
 package kernels

@@ -268,6 +268,8 @@ func matMulQ(q quantType, c, a []float32, b []byte, m, n, k int) {
 					dequantQ8_0AVX2(&dst[0], &src[0], k/BlockQ8_0)
 				case q.id == qQ4K.id && useAsm():
 					dequantQ4KAVX2(&dst[0], &src[0], k/BlockQ4K)
+				case q.id == qQ6K.id && useAsm():
+					dequantQ6KAVX2(&dst[0], &src[0], k/BlockQ6K)
 				default:
 					q.dequant(dst, src)
 				}

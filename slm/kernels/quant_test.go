@@ -325,6 +325,7 @@ func TestDequantAsmExact(t *testing.T) {
 	}{
 		{qQ8_0, dequantQ8_0AVX2},
 		{qQ4K, dequantQ4KAVX2},
+		{qQ6K, dequantQ6KAVX2},
 	} {
 		const n, k = 5, 512
 		b := randQuant(r, tc.q, n, k)

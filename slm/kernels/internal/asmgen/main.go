@@ -45,6 +45,7 @@ func main() {
 	dequantQ8(&g)
 	dotQ4KFull(&g)
 	dequantQ4K(&g)
+	dequantQ6K(&g)
 	dotQ6K(&g)
 	dotQ4_0(&g)
 	expKernels(&g)
@@ -583,35 +584,9 @@ func dotQ6K(g *gen) {
 	g.i("JZ q6k_done")
 	g.f("q6k_block:")
 	for h := 0; h < 2; h++ {
-		g.i("VMOVDQU %d(DI), Y2", 64*h)     // ql[l]
-		g.i("VMOVDQU %d(DI), Y3", 64*h+32)  // ql[l+32]
-		g.i("VMOVDQU %d(DI), Y4", 128+32*h) // qh[l]
-		// q1 = ql[l]&15 | (qh[l]&3)<<4
-		g.i("VPAND Y15, Y2, Y5")
-		g.i("VPSLLW $4, Y4, Y9")
-		g.i("VPAND Y14, Y9, Y9")
-		g.i("VPOR Y9, Y5, Y5")
-		// q2 = ql[l+32]&15 | (qh[l]>>2&3)<<4
-		g.i("VPAND Y15, Y3, Y6")
-		g.i("VPSLLW $2, Y4, Y9")
-		g.i("VPAND Y14, Y9, Y9")
-		g.i("VPOR Y9, Y6, Y6")
-		// q3 = ql[l]>>4 | (qh[l]>>4&3)<<4
-		g.i("VPSRLW $4, Y2, Y7")
-		g.i("VPAND Y15, Y7, Y7")
-		g.i("VPAND Y14, Y4, Y9")
-		g.i("VPOR Y9, Y7, Y7")
-		// q4 = ql[l+32]>>4 | (qh[l]>>6&3)<<4
-		g.i("VPSRLW $4, Y3, Y8")
-		g.i("VPAND Y15, Y8, Y8")
-		g.i("VPSRLW $2, Y4, Y9")
-		g.i("VPAND Y14, Y9, Y9")
-		g.i("VPOR Y9, Y8, Y8")
+		q6Vectors(g, h)
 		// Y2 = d·sc for this half's 8 groups (Y2-Y4 are free now).
-		halfScale(g, "208(DI)", 3)
-		g.i("VPMOVSXBD %d(DI), Y2", 192+8*h)
-		g.i("VCVTDQ2PS Y2, Y2")
-		g.i("VMULPS Y3, Y2, Y2")
+		q6Scales(g, h)
 		for v := 0; v < 4; v++ {
 			g.i("VPSUBB Y13, Y%d, Y%d", 5+v, 5+v)
 			// Weights 128h+32v+l; groups of 16 use scales 2v, 2v+1 of Y2.
@@ -981,6 +956,108 @@ func dequantQ4K(g *gen) {
 	g.i("DECQ CX")
 	g.i("JNZ dq4k_block")
 	g.f("dq4k_done:")
+	g.i("VZEROUPPER")
+	g.i("RET")
+}
+
+// q6Vectors emits the 6-bit quants of half h (weights 128h..128h+127) of the
+// Q6_K super-block at DI as four vectors of 32 unsigned bytes, Y5..Y8 =
+// weights 128h+32v+l, from ql, qh and the masks Y15 (0x0f), Y14 (0x30).
+// Clobbers Y2-Y4 and Y9.
+func q6Vectors(g *gen, h int) {
+	g.i("VMOVDQU %d(DI), Y2", 64*h)     // ql[l]
+	g.i("VMOVDQU %d(DI), Y3", 64*h+32)  // ql[l+32]
+	g.i("VMOVDQU %d(DI), Y4", 128+32*h) // qh[l]
+	// q1 = ql[l]&15 | (qh[l]&3)<<4
+	g.i("VPAND Y15, Y2, Y5")
+	g.i("VPSLLW $4, Y4, Y9")
+	g.i("VPAND Y14, Y9, Y9")
+	g.i("VPOR Y9, Y5, Y5")
+	// q2 = ql[l+32]&15 | (qh[l]>>2&3)<<4
+	g.i("VPAND Y15, Y3, Y6")
+	g.i("VPSLLW $2, Y4, Y9")
+	g.i("VPAND Y14, Y9, Y9")
+	g.i("VPOR Y9, Y6, Y6")
+	// q3 = ql[l]>>4 | (qh[l]>>4&3)<<4
+	g.i("VPSRLW $4, Y2, Y7")
+	g.i("VPAND Y15, Y7, Y7")
+	g.i("VPAND Y14, Y4, Y9")
+	g.i("VPOR Y9, Y7, Y7")
+	// q4 = ql[l+32]>>4 | (qh[l]>>6&3)<<4
+	g.i("VPSRLW $4, Y3, Y8")
+	g.i("VPAND Y15, Y8, Y8")
+	g.i("VPSRLW $2, Y4, Y9")
+	g.i("VPAND Y14, Y9, Y9")
+	g.i("VPOR Y9, Y8, Y8")
+}
+
+// q6Scales emits Y2 = d·sc for the 8 groups of 16 of half h of the Q6_K
+// super-block at DI (Y3, AX clobbered).
+func q6Scales(g *gen, h int) {
+	halfScale(g, "208(DI)", 3)
+	g.i("VPMOVSXBD %d(DI), Y2", 192+8*h)
+	g.i("VCVTDQ2PS Y2, Y2")
+	g.i("VMULPS Y3, Y2, Y2")
+}
+
+// broadcastLane emits Y<dst> = element e (0..7) of Y<src> in all lanes.
+func broadcastLane(g *gen, src, e, dst int) {
+	lane := "0x00"
+	if e >= 4 {
+		lane = "0x11"
+	}
+	g.i("VPERMILPS $0x%02x, Y%d, Y%d", (e%4)*0x55, src, dst)
+	g.i("VPERM2F128 $%s, Y%d, Y%d, Y%d", lane, dst, dst, dst)
+}
+
+// dequantQ6K emits
+//
+//	func dequantQ6KAVX2(dst *float32, b *byte, nsb int)
+//
+// expanding nsb Q6_K super-blocks to float32 as the reference does,
+// (d·sc)·(q-32), bit for bit.
+func dequantQ6K(g *gen) {
+	g.f("")
+	g.f("// func dequantQ6KAVX2(dst *float32, b *byte, nsb int)")
+	g.f("TEXT ·dequantQ6KAVX2(SB), NOSPLIT, $0-24")
+	g.i("MOVQ dst+0(FP), SI")
+	g.i("MOVQ b+8(FP), DI")
+	g.i("MOVQ nsb+16(FP), CX")
+	byteConst(g, "0x0f0f0f0f", 15)
+	byteConst(g, "0x30303030", 14)
+	byteConst(g, "0x20202020", 13)
+	g.i("TESTQ CX, CX")
+	g.i("JZ dq6k_done")
+	g.f("dq6k_block:")
+	for h := 0; h < 2; h++ {
+		q6Vectors(g, h)
+		q6Scales(g, h)
+		for v := 0; v < 4; v++ {
+			q := 5 + v
+			g.i("VPSUBB Y13, Y%d, Y%d", q, q)
+			for half := 0; half < 2; half++ {
+				broadcastLane(g, 2, 2*v+half, 12)
+				if half == 1 {
+					g.i("VEXTRACTI128 $1, Y%d, X%d", q, q)
+				}
+				off := 4 * (128*h + 32*v + 16*half)
+				g.i("VPMOVSXBD X%d, Y10", q)
+				g.i("VCVTDQ2PS Y10, Y10")
+				g.i("VMULPS Y12, Y10, Y10")
+				g.i("VMOVUPS Y10, %d(SI)", off)
+				g.i("VPSHUFD $0x0e, X%d, X11", q)
+				g.i("VPMOVSXBD X11, Y10")
+				g.i("VCVTDQ2PS Y10, Y10")
+				g.i("VMULPS Y12, Y10, Y10")
+				g.i("VMOVUPS Y10, %d(SI)", off+32)
+			}
+		}
+	}
+	g.i("ADDQ $1024, SI")
+	g.i("ADDQ $210, DI")
+	g.i("DECQ CX")
+	g.i("JNZ dq6k_block")
+	g.f("dq6k_done:")
 	g.i("VZEROUPPER")
 	g.i("RET")
 }
