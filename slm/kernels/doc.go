@@ -5,7 +5,9 @@
 // Softmax, SiLUMul) and float16/bfloat16 conversions.
 //
 // All matrices are row-major float32 slices. A function overwrites its
-// output unless its name ends in Acc, in which case it adds to it. Shapes
+// output unless its name ends in Acc, in which case it adds to it; the
+// output of a matrix product must not overlap its inputs (the vector
+// kernels allow out to be an input). Shapes
 // are checked before any memory is touched; a slice too short for its
 // shape is a programming error and panics with the function and operand
 // named, never reads or writes out of bounds.
