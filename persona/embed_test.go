@@ -282,3 +282,21 @@ func TestOpenAIEmbedder(t *testing.T) {
 		t.Error("no client: no error")
 	}
 }
+
+func FuzzTermCounts(f *testing.F) {
+	for _, s := range []string{"I love Sci-Fi films.", "Children's -x- 'quoted' don't", "a-", "-'s", "é’s ß-ü", "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for term, c := range termCounts(s, 2) {
+			if c <= 0 || term == "" || strings.TrimSpace(term) != term {
+				t.Fatalf("term %q count %d from %q", term, c, s)
+			}
+			for _, w := range strings.Fields(term) {
+				if stopWords[w] || len([]rune(w)) < 2 {
+					t.Fatalf("term %q holds stop word or short token %q", term, w)
+				}
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -229,4 +230,47 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("persona: %s: %w", path, err)
 	}
 	return nil
+}
+
+// Assigner places new users into the personas saved in a workspace.
+type Assigner struct {
+	emb Embedder
+	c   *Clustering
+}
+
+// NewAssigner loads the centroids saved in workspace and fits emb on
+// population, the profiles that were clustered (every built-in embedder is
+// deterministic, so the refitted space is the one the centroids live in).
+// emb must be the embedder named in centroids.json.
+func NewAssigner(ctx context.Context, workspace string, emb Embedder, population []memory.Profile) (*Assigner, error) {
+	var saved Centroids
+	if err := readJSON(filepath.Join(workspace, Dir, CentroidsFile), &saved); err != nil {
+		return nil, err
+	}
+	if saved.Embedder != emb.Name() {
+		return nil, fmt.Errorf("persona: the personas were made with the %s embedder, not %s", saved.Embedder, emb.Name())
+	}
+	c, err := LoadCentroids(workspace)
+	if err != nil {
+		return nil, err
+	}
+	if err := emb.Fit(ctx, population); err != nil {
+		return nil, err
+	}
+	return &Assigner{emb: emb, c: c}, nil
+}
+
+// Assign returns the nearest persona of each profile.
+func (a *Assigner) Assign(ctx context.Context, profiles []memory.Profile) ([]int, error) {
+	vecs, err := a.emb.Embed(ctx, profiles)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(vecs))
+	for i, v := range vecs {
+		if out[i], _, err = a.c.Assign(v); err != nil {
+			return nil, fmt.Errorf("persona: user %s: %w", profiles[i].User, err)
+		}
+	}
+	return out, nil
 }

@@ -66,6 +66,24 @@ func TestWorkspaceRoundTrip(t *testing.T) {
 			t.Fatalf("reloaded centroids assign user %d to %d (%v), want %d", i, l, err, r.Clustering.Labels[i])
 		}
 	}
+	// A fresh embedder refitted on the population reproduces the saved
+	// assignments; another embedder is refused.
+	as, err := NewAssigner(context.Background(), ws, &Behaviour{}, in.Profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := as.Assign(context.Background(), in.Profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range r.Users {
+		if got[i] != a.Personas[u] {
+			t.Fatalf("assigner puts user %s in %d, saved %d", u, got[i], a.Personas[u])
+		}
+	}
+	if _, err := NewAssigner(context.Background(), ws, &TFIDF{}, in.Profiles); err == nil {
+		t.Error("assigner with another embedder: no error")
+	}
 	s, err := LoadSummary(ws)
 	if err != nil {
 		t.Fatal(err)
