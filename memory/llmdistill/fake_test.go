@@ -155,7 +155,7 @@ func (f *fakeLLM) count() int {
 }
 
 // setup starts the fake and returns a distiller config pointing at it.
-func setup(t *testing.T, f *fakeLLM, cacheDir string) Config {
+func setup(t testing.TB, f *fakeLLM, cacheDir string) Config {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
