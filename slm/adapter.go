@@ -6,6 +6,7 @@ import (
 
 	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
+	"github.com/usersim/usersim/slm/tensor"
 )
 
 // LoRABase returns the dimensions a LoRA adapter of this model has (see
@@ -95,3 +96,68 @@ func (m *Model) projectBackward(lin *Linear, l int, mod lora.Module, dx, dy, x [
 
 // errQuantTrain is returned when a backward would need float32 weights.
 var errQuantTrain = errors.New("LoRA training needs float32 base weights")
+
+// linearOf returns the base projection that module mod of layer l
+// adapts (nil when the model has no such projection).
+func (m *Model) linearOf(l int, mod lora.Module) *Linear {
+	if l < 0 || l >= len(m.Layers) {
+		return nil
+	}
+	ly := &m.Layers[l]
+	var lin *Linear
+	switch mod {
+	case lora.Q:
+		lin = &ly.Attn.Q
+	case lora.K:
+		lin = &ly.Attn.K
+	case lora.V:
+		lin = &ly.Attn.V
+	case lora.QKV:
+		lin = &ly.Attn.QKV
+	case lora.O:
+		lin = &ly.Attn.O
+	case lora.Gate:
+		lin = &ly.MLP.Gate
+	case lora.Up:
+		lin = &ly.MLP.Up
+	case lora.GateUp:
+		lin = &ly.MLP.GateUp
+	case lora.Down:
+		lin = &ly.MLP.Down
+	default:
+		return nil
+	}
+	if lin.Out == 0 {
+		return nil
+	}
+	return lin
+}
+
+// MergeAdapter adds a into the model's weights (W += s·B·A for every
+// adapted projection), so that the model alone computes what it computed
+// with the adapter, up to float32 rounding; save it with WriteHF or
+// WriteGGUF as a full model. The weights must be float32. The model is
+// changed in place: merge into a copy loaded for the purpose when the base
+// must stay shared.
+func (m *Model) MergeAdapter(a *lora.Adapter) error {
+	if err := m.checkAdapter(a); err != nil {
+		return fmt.Errorf("merge adapter: %w", err)
+	}
+	if m.closer != nil {
+		return errors.New("merge adapter: the weights are a read-only file mapping (LoadOptions.Mmap); load a copy")
+	}
+	pairs := a.Pairs()
+	for _, p := range pairs {
+		lin := m.linearOf(p.Layer, p.Module)
+		if lin == nil || lin.Out != p.Out || lin.In != p.In {
+			return fmt.Errorf("merge adapter: %s: the model has no %d×%d projection there", p.Name(), p.Out, p.In)
+		}
+		if lin.DType != tensor.F32 || lin.W == nil {
+			return fmt.Errorf("merge adapter: %s: weights are %s, not float32", p.Name(), lin.DType)
+		}
+	}
+	for _, p := range pairs {
+		p.Merge(m.linearOf(p.Layer, p.Module).W)
+	}
+	return nil
+}
