@@ -57,7 +57,8 @@ func newPersonasCmd() *cobra.Command {
 			"openai (any OpenAI-compatible /embeddings endpoint: --llm-url, --llm-model).\n\n" +
 			"With --dataset/--data-dir naming the data the profiles came from, the personas are\n" +
 			"described with demographics too, and on a synthetic world scored against the true\n" +
-			"personas (adjusted Rand index). --compare measures every built-in embedder.",
+			"personas (adjusted Rand index). --compare measures every built-in embedder at the\n" +
+			"chosen K.",
 		Example: "  usersim personas --workspace ws\n" +
 			"  usersim personas --workspace ws --embedder tfidf --k 4 --json\n" +
 			"  usersim personas --workspace ws --dataset synthetic --compare\n" +
@@ -145,10 +146,13 @@ func runPersonas(cmd *cobra.Command, f *personasFlags) error {
 	}
 	var cmp []persona.Comparison
 	if f.compare {
+		// At the chosen K: η² grows with K, so only equal K compare.
+		cmpOpt := opt
+		cmpOpt.K = res.Selection.K
 		for _, name := range []string{persona.EmbedBehaviour, persona.EmbedTFIDF, persona.EmbedLSA} {
 			e, _ := persona.NewEmbedder(name, f.seed)
 			c := persona.Comparison{Embedder: name}
-			r, err := persona.Build(ctx, in, e, opt)
+			r, err := persona.Build(ctx, in, e, cmpOpt)
 			if err != nil {
 				c.Error = err.Error()
 			} else {
@@ -280,7 +284,7 @@ func printPersonas(w io.Writer, s *persona.Summary, asJSON, cached bool) error {
 		fmt.Fprintf(w, "adjusted Rand index against the true personas: %.3f (%d users)\n", *sep.ARI, sep.TruthUsers)
 	}
 	if len(s.Comparison) > 0 {
-		fmt.Fprintln(w, "\nembedders compared:")
+		fmt.Fprintf(w, "\nembedders compared at K = %d:\n", s.K)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "embedder\tK\tη² mean rating\tη² genres\tη² affinities\tARI\t")
 		for _, c := range s.Comparison {
