@@ -140,3 +140,39 @@ func TestElbow(t *testing.T) {
 		t.Error("two points: want no elbow")
 	}
 }
+
+func TestClusterSelection(t *testing.T) {
+	x, y := blobs(400, 3, 6, 1.5, 11)
+	c, sel, err := Cluster(context.Background(), x, Options{Seed: 1, KMin: 2, KMax: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.K != 3 || sel.ElbowK != 3 || sel.SilhouetteK != 3 || sel.Method != "elbow" || len(sel.Table) != 7 || sel.SilhouetteSampled {
+		t.Errorf("selection %+v", sel)
+	}
+	if ari, _ := AdjustedRand(c.Labels, y); ari != 1 {
+		t.Errorf("ARI %v", ari)
+	}
+	for i := 1; i < len(sel.Table); i++ {
+		if sel.Table[i].Inertia > sel.Table[i-1].Inertia {
+			t.Errorf("inertia rises from K=%d to K=%d", sel.Table[i-1].K, sel.Table[i].K)
+		}
+	}
+	// Beyond SilhouetteExact the silhouettes come from a sample.
+	_, sampled, err := Cluster(context.Background(), x, Options{Seed: 1, KMin: 2, KMax: 4, SilhouetteExact: 100, SilhouetteSample: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sampled.SilhouetteSampled || sampled.SilhouetteK != 3 || math.Abs(sampled.Table[1].Silhouette-sel.Table[1].Silhouette) > 0.1 {
+		t.Errorf("sampled selection %+v vs exact %+v", sampled, sel)
+	}
+	fixed, fsel, err := Cluster(context.Background(), x, Options{Seed: 1, K: 5})
+	if err != nil || fixed.K != 5 || fsel.Method != "fixed" || len(fsel.Table) != 1 {
+		t.Errorf("fixed K: %+v, %v", fsel, err)
+	}
+	for _, o := range []Options{{K: 401}, {KMin: 5, KMax: 3}, {KMin: 500, KMax: 600}} {
+		if _, _, err := Cluster(context.Background(), x, o); err == nil {
+			t.Errorf("options %+v: no error", o)
+		}
+	}
+}
