@@ -68,6 +68,41 @@ var reasonParts = [][]string{
 		"as usual for this director", "although it felt dated", "and would watch it again", "but not the rest"},
 }
 
+// lexicon is a made-up vocabulary of 6000 words built from syllables,
+// drawn with Zipf frequencies in free text, so that the generated corpus
+// has the long tail of words of real text.
+var lexicon = func() []string {
+	r := rand.New(rand.NewPCG(42, 42))
+	cons := strings.Split("b c d f g h j k l m n p r s t v w z br cl st th sh ch tr gr pl", " ")
+	vows := strings.Split("a e i o u ai ea ou io", " ")
+	seen := map[string]bool{}
+	var out []string
+	for len(out) < 6000 {
+		var b strings.Builder
+		for range 1 + r.IntN(3) {
+			b.WriteString(cons[r.IntN(len(cons))])
+			b.WriteString(vows[r.IntN(len(vows))])
+		}
+		if r.IntN(2) == 0 {
+			b.WriteString(cons[r.IntN(len(cons))])
+		}
+		if w := b.String(); !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}()
+
+// freeText returns n words of the lexicon, Zipf distributed.
+func freeText(r *rand.Rand, z *rand.Zipf, n int) string {
+	words := make([]string, n)
+	for i := range words {
+		words[i] = lexicon[z.Uint64()]
+	}
+	return strings.Join(words, " ")
+}
+
 // genTitle makes a title such as "The Silent River (1987)".
 func genTitle(r *rand.Rand) string {
 	w := func() string {
@@ -103,6 +138,7 @@ func genReason(r *rand.Rand) string {
 // genCorpus returns about size bytes of text, the same for the same seed.
 func genCorpus(seed uint64, size int) string {
 	r := rand.New(rand.NewPCG(seed, 1))
+	z := rand.NewZipf(r, 1.1, 2, uint64(len(lexicon)-1))
 	var b strings.Builder
 	b.Grow(size + 1024)
 	for user := 1; b.Len() < size; user++ {
@@ -117,6 +153,9 @@ func genCorpus(seed uint64, size int) string {
 			switch r.IntN(3) {
 			case 0:
 				fmt.Fprintf(&b, "I rated %s %d because %s.\n", title, rating, genReason(r))
+				if r.IntN(2) == 0 {
+					fmt.Fprintf(&b, "It reminded me of %s, %s.\n", freeText(r, z, 2+r.IntN(6)), freeText(r, z, 3+r.IntN(10)))
+				}
 			case 1:
 				fmt.Fprintf(&b, "MOVIE: %s GENRES: %s|%s AVERAGE: %.2f (%d votes)\nMY MEMORY: I gave %s a %d.\nRATING: %d\n",
 					title, genreNames[r.IntN(len(genreNames))], genreNames[r.IntN(len(genreNames))],

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -640,6 +642,8 @@ func FuzzTrainedTokenizer(f *testing.F) {
 	}
 	var tok, loaded *Tokenizer
 	f.Fuzz(func(t *testing.T, s string) {
+		wd := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("slow input of %d bytes: %q", len(s), s[:min(len(s), 200)])) })
+		defer wd.Stop()
 		if tok == nil {
 			tr := trainedSmall(t)
 			tok = tr.Tokenizer()
