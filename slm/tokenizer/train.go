@@ -36,8 +36,8 @@ type TrainOptions struct {
 	// earlier when no pair occurs MinFrequency times, so the result may be
 	// smaller; Tokenizer.VocabSize tells the real size.
 	VocabSize int
-	// MinFrequency is the fewest occurrences (in the deduplicated word
-	// counts) a pair needs to be merged; values below 1 mean 1.
+	// MinFrequency is the fewest occurrences in the corpus a pair needs to
+	// be merged; values below 1 mean 1.
 	MinFrequency int
 
 	// BOS, EOS and PAD are special tokens ("" for none), such as
@@ -147,6 +147,19 @@ func (t *Trained) Merges() [][2]string { return slices.Clone(t.merges) }
 func (t *Trained) Options() TrainOptions { return t.opt }
 
 // Train learns a byte-level BPE vocabulary from the text read from corpus.
+//
+// The corpus is cut at special, forced and bucket tokens, pre-tokenized
+// (GPT-2's regex, then digits apart with DigitsSingle) and counted as
+// distinct words with their frequencies. Merges are then learned as the
+// Hugging Face BpeTrainer learns them, with incrementally updated pair
+// counts and a priority queue: the most frequent adjacent pair (all its
+// occurrences in all words, weighted by word frequency) is merged next,
+// everywhere, left to right. Ties go to the pair whose left token has the
+// smaller id, then to the smaller right id; byte tokens are numbered in byte
+// order and merged tokens in the order they were learned. The result
+// depends only on the word counts and the options, so the same corpus and
+// options give byte-identical files. Training stops when the vocabulary is
+// full or no pair occurs MinFrequency times.
 //
 // The text is pre-tokenized in chunks of whole lines, cut only where the cut
 // cannot change the pre-tokenization (after a newline that follows a

@@ -472,6 +472,16 @@ func TestTrainVocabSize(t *testing.T) {
 		t.Errorf("<5.0> has id %d, want %d", id, opt.VocabSize-1)
 	}
 
+	// An empty corpus gives the fixed tokens only, and still encodes
+	// anything.
+	empty := mustTrain(t, nil, testOptions())
+	if n := empty.Tokenizer().VocabSize(); n != 6+256+10+4+41 {
+		t.Errorf("empty corpus: VocabSize %d", n)
+	}
+	if ids := mustEncode(t, empty.Tokenizer(), "RATING: 4 é", EncodeOptions{}); len(ids) != 5 {
+		t.Errorf("empty corpus: %v", pieceTexts(empty.Tokenizer(), ids))
+	}
+
 	// A small corpus runs out of pairs before the vocabulary is full.
 	small := mustTrain(t, []string{"abc abc"}, TrainOptions{VocabSize: 1000, MinFrequency: 1})
 	if n := small.Tokenizer().VocabSize(); n != 256+3 { // ab, abc, Ġabc
@@ -671,4 +681,24 @@ func FuzzTrainedTokenizer(f *testing.F) {
 			checkDigitTokens(t, tok, s, ids)
 		}
 	})
+}
+
+func ExampleTrainTexts() {
+	corpus := []string{
+		"MOVIE: Toy Story (1995) GENRES: Animation|Comedy\nRATING: 5\n",
+		"MOVIE: Babe (1995) GENRES: Children's|Drama\nRATING: 4\n",
+		"I rated Toy Story (1995) 5 because the story is wonderful.\n",
+	}
+	opt := DefaultTrainOptions()
+	opt.VocabSize = 320
+	opt.Forced = []string{"MOVIE:", "GENRES:", "RATING:"}
+	tr, err := TrainTexts(context.Background(), slices.Values(corpus), opt)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	tok := tr.Tokenizer()
+	ids, _ := tok.Encode("RATING: 4.5 for Toy Story", EncodeOptions{})
+	fmt.Printf("%q\n", pieceTexts(tok, ids))
+	// Output: ["RATING:" " 4" "." "5" " " "f" "or" " Toy" " Story"]
 }
