@@ -3,6 +3,7 @@ package slm
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
@@ -60,6 +61,7 @@ func (m *Model) project(lin *Linear, l int, mod lora.Module, out, x []float32, a
 			continue
 		}
 		rows := sg.hi - sg.lo
+		xs := x[sg.lo*lin.In : sg.hi*lin.In]
 		var xa []float32
 		if a.train {
 			if a.xa[mod] == nil {
@@ -67,9 +69,44 @@ func (m *Model) project(lin *Linear, l int, mod lora.Module, out, x []float32, a
 			}
 			xa = make([]float32, rows*pr.R)
 			a.xa[mod][si] = xa
+			if prob := sg.a.Config.Dropout; prob > 0 {
+				if a.drop[mod] == nil {
+					a.drop[mod] = make([]dropped, len(p.segs))
+				}
+				d := p.dropout(sg, l, mod, pr.In, prob, xs)
+				a.drop[mod][si] = d
+				xs = d.x
+			}
 		}
-		pr.Apply(out[sg.lo*lin.Out:sg.hi*lin.Out], xa, x[sg.lo*lin.In:sg.hi*lin.In], rows)
+		pr.Apply(out[sg.lo*lin.Out:sg.hi*lin.Out], xa, xs, rows)
 	}
+}
+
+// dropped is an adapter's input after dropout, and the mask applied.
+type dropped struct{ x, mask []float32 }
+
+// dropout applies lora_dropout (probability prob) to x, the rows of segment
+// sg at the input of module mod of layer l, as torch.nn.Dropout does in
+// training. Each sequence draws its own mask from its seed, the layer and
+// the module, so a sequence's masks do not depend on the rest of its batch.
+func (p *batchPlan) dropout(sg adapterSeg, l int, mod lora.Module, in int, prob float64, x []float32) dropped {
+	d := dropped{x: make([]float32, len(x)), mask: make([]float32, len(x))}
+	for i, st := range p.start {
+		end := p.n
+		if i+1 < len(p.start) {
+			end = p.start[i+1]
+		}
+		lo, hi := max(st, sg.lo), min(end, sg.hi)
+		if lo >= hi {
+			continue
+		}
+		rng := rand.New(rand.NewPCG(p.seeds[i], uint64(l)<<8|uint64(mod)))
+		lora.DropoutMask(d.mask[(lo-sg.lo)*in:(hi-sg.lo)*in], prob, rng)
+	}
+	for i, v := range x {
+		d.x[i] = v * d.mask[i]
+	}
+	return d
 }
 
 // projectBackward is project's backward: given dy (n×Out), the loss gradient
@@ -90,7 +127,11 @@ func (m *Model) projectBackward(lin *Linear, l int, mod lora.Module, dx, dy, x [
 		if dx != nil {
 			dxs = dx[sg.lo*lin.In : sg.hi*lin.In]
 		}
-		pr.Backward(dxs, nil, nil, dy[sg.lo*lin.Out:sg.hi*lin.Out], x[sg.lo*lin.In:sg.hi*lin.In], a.xa[mod][si], nil, sg.hi-sg.lo)
+		xs, mask := x[sg.lo*lin.In:sg.hi*lin.In], []float32(nil)
+		if a.drop[mod] != nil && a.drop[mod][si].mask != nil {
+			xs, mask = a.drop[mod][si].x, a.drop[mod][si].mask
+		}
+		pr.Backward(dxs, nil, nil, dy[sg.lo*lin.Out:sg.hi*lin.Out], xs, a.xa[mod][si], mask, sg.hi-sg.lo)
 	}
 }
 

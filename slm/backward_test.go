@@ -309,6 +309,10 @@ type ref64 struct {
 	w   map[*Linear][][]float64
 	ab  map[*lora.Pair][2][]float64 // A, B
 	emb [][]float64
+	// The sequence being run and its dropout masks by layer and module,
+	// drawn as LossAndGrad draws them.
+	seq   TrainSeq
+	masks map[[2]int][]float32
 }
 
 func newRef64(t *testing.T, m *Model, adapters ...*lora.Adapter) *ref64 {
@@ -328,8 +332,8 @@ func newRef64(t *testing.T, m *Model, adapters ...*lora.Adapter) *ref64 {
 	return r
 }
 
-// proj is x·Wᵀ + b + s·B·(A·x) for one row.
-func (r *ref64) proj(l *Linear, a *lora.Adapter, layer int, mod lora.Module, x []float64) []float64 {
+// proj is x·Wᵀ + b + s·B·(A·(x∘mask)) for row i.
+func (r *ref64) proj(l *Linear, a *lora.Adapter, layer int, mod lora.Module, x []float64, i int) []float64 {
 	y := refLinear(r.w[l], l.Bias, x)
 	if a == nil {
 		return y
@@ -339,6 +343,20 @@ func (r *ref64) proj(l *Linear, a *lora.Adapter, layer int, mod lora.Module, x [
 		return y
 	}
 	ab := r.ab[p]
+	if prob := a.Config.Dropout; prob > 0 {
+		key := [2]int{layer, int(mod)}
+		mask, ok := r.masks[key]
+		if !ok {
+			mask = make([]float32, len(r.seq.Tokens)*p.In)
+			lora.DropoutMask(mask, prob, rand.New(rand.NewPCG(r.seq.Seed, uint64(layer)<<8|uint64(mod))))
+			r.masks[key] = mask
+		}
+		xd := make([]float64, len(x))
+		for j, v := range x {
+			xd[j] = v * float64(mask[i*p.In+j])
+		}
+		x = xd
+	}
 	ax := make([]float64, p.R)
 	for i := range ax {
 		ax[i] = dotF64(ab[0][i*p.In:(i+1)*p.In], x)
@@ -352,6 +370,7 @@ func (r *ref64) proj(l *Linear, a *lora.Adapter, layer int, mod lora.Module, x [
 // loss is the summed masked cross-entropy of one sequence, in float64.
 func (r *ref64) loss(s TrainSeq) float64 {
 	m, c, a := r.m, &r.m.Config, s.Adapter
+	r.seq, r.masks = s, map[[2]int][]float32{}
 	T, qd, kd := len(s.Tokens), c.QDim(), c.KVDim()
 	h := make([][]float64, T)
 	for i, tok := range s.Tokens {
@@ -364,12 +383,12 @@ func (r *ref64) loss(s TrainSeq) float64 {
 			x := refNorm(h[i], ly.AttnNorm.W, c.NormEps)
 			var qi, ki, vi []float64
 			if c.FusedQKV {
-				all := r.proj(&ly.Attn.QKV, a, l, lora.QKV, x)
+				all := r.proj(&ly.Attn.QKV, a, l, lora.QKV, x, i)
 				qi, ki, vi = all[:qd], all[qd:qd+kd], all[qd+kd:]
 			} else {
-				qi = r.proj(&ly.Attn.Q, a, l, lora.Q, x)
-				ki = r.proj(&ly.Attn.K, a, l, lora.K, x)
-				vi = r.proj(&ly.Attn.V, a, l, lora.V, x)
+				qi = r.proj(&ly.Attn.Q, a, l, lora.Q, x, i)
+				ki = r.proj(&ly.Attn.K, a, l, lora.K, x, i)
+				vi = r.proj(&ly.Attn.V, a, l, lora.V, x, i)
 			}
 			for hh := 0; hh < c.Heads; hh++ {
 				refRope(c, qi[hh*c.HeadDim:(hh+1)*c.HeadDim], i)
@@ -383,23 +402,23 @@ func (r *ref64) loss(s TrainSeq) float64 {
 		}
 		att := refAttention(c, T, q, k, v)
 		for i := range h {
-			o := r.proj(&ly.Attn.O, a, l, lora.O, att[i*qd:(i+1)*qd])
+			o := r.proj(&ly.Attn.O, a, l, lora.O, att[i*qd:(i+1)*qd], i)
 			for d := range o {
 				h[i][d] += o[d]
 			}
 			x := refNorm(h[i], ly.MLPNorm.W, c.NormEps)
 			var g, u []float64
 			if c.FusedGateUp {
-				all := r.proj(&ly.MLP.GateUp, a, l, lora.GateUp, x)
+				all := r.proj(&ly.MLP.GateUp, a, l, lora.GateUp, x, i)
 				g, u = all[:c.FFN], all[c.FFN:]
 			} else {
-				g = r.proj(&ly.MLP.Gate, a, l, lora.Gate, x)
-				u = r.proj(&ly.MLP.Up, a, l, lora.Up, x)
+				g = r.proj(&ly.MLP.Gate, a, l, lora.Gate, x, i)
+				u = r.proj(&ly.MLP.Up, a, l, lora.Up, x, i)
 			}
 			for j := range g {
 				g[j] = g[j] / (1 + math.Exp(-g[j])) * u[j]
 			}
-			dn := r.proj(&ly.MLP.Down, a, l, lora.Down, g)
+			dn := r.proj(&ly.MLP.Down, a, l, lora.Down, g, i)
 			for d := range dn {
 				h[i][d] += dn[d]
 			}
@@ -441,16 +460,23 @@ func trainBatch(rng *rand.Rand, vocab int, a *lora.Adapter) []TrainSeq {
 // on all seven projections (Phi-3: the fused qkv and gate_up) against
 // float64 finite differences, on llama (NeoX and interleaved RoPE), qwen2
 // (biases, tied output) and phi3 (fused projections, sliding window)
-// layouts, over a batch of two masked sequences. -short checks a random
-// sample of 40 entries per tensor.
+// layouts, over a batch of two masked sequences; and on llama with
+// lora_dropout 0.3 (fixed masks). -short checks a random sample of 40
+// entries per tensor.
 func TestLoRAGradFD(t *testing.T) {
 	ctx := context.Background()
-	for name, cfg := range lcfgs() {
+	cases := lcfgs()
+	cases["llama-dropout"] = cases["llama"]
+	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {
 			m := randomModel(t, cfg, 11)
 			a := newTestAdapter(t, m, 2, 12)
 			rng := rand.New(rand.NewPCG(13, 13))
 			batch := trainBatch(rng, cfg.Vocab, a)
+			if name == "llama-dropout" {
+				a.Config.Dropout = 0.3
+				batch[0].Seed, batch[1].Seed = 5, 6
+			}
 			before := snapshotWeights(m)
 			sum, ntok, err := m.LossAndGrad(ctx, batch)
 			if err != nil {
@@ -471,7 +497,12 @@ func TestLoRAGradFD(t *testing.T) {
 				t.Errorf("loss %.9g, float64 reference %.9g", sum, refLoss())
 			}
 			eval, evn, err := m.Loss(ctx, batch)
-			if err != nil || evn != ntok || math.Abs(eval-sum) > 1e-9 {
+			if name == "llama-dropout" {
+				// Loss runs without dropout (eval mode): it must differ.
+				if err != nil || evn != ntok || math.Abs(eval-sum) < 1e-3 {
+					t.Errorf("Loss = %g, %d, %v: dropout has no effect on LossAndGrad's %g", eval, evn, err, sum)
+				}
+			} else if err != nil || evn != ntok || math.Abs(eval-sum) > 1e-9 {
 				t.Errorf("Loss = %g, %d, %v; LossAndGrad gave %g, %d", eval, evn, err, sum, ntok)
 			}
 			pairs := a.Pairs()

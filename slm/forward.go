@@ -23,6 +23,9 @@ type Sequence struct {
 	Cache  *Cache
 	Tokens []int
 	Logits Logits
+
+	// dropSeed seeds the adapter's dropout masks in a training forward.
+	dropSeed uint64
 }
 
 // Forward runs the new tokens of every sequence through the model in one
@@ -50,11 +53,12 @@ type batchPlan struct {
 	cos    []float32 // [n][RopeDim/2]
 	sin    []float32
 	segs   []adapterSeg // rows that run with an adapter
+	seeds  []uint64     // [len(batch)] dropout seeds (training)
 }
 
 func (m *Model) plan(batch []Sequence) (*batchPlan, error) {
 	cfg := &m.Config
-	p := &batchPlan{start: make([]int, len(batch))}
+	p := &batchPlan{start: make([]int, len(batch)), seeds: make([]uint64, len(batch))}
 	seen := make(map[*Cache]bool, len(batch))
 	for i, s := range batch {
 		if s.Cache == nil {
@@ -87,6 +91,7 @@ func (m *Model) plan(batch []Sequence) (*batchPlan, error) {
 			}
 		}
 		p.start[i] = p.n
+		p.seeds[i] = s.dropSeed
 		for j, t := range s.Tokens {
 			if t < 0 || t >= cfg.Vocab {
 				return nil, fmt.Errorf("forward: sequence %d token %d: id %d outside the vocabulary [0, %d)", i, j, t, cfg.Vocab)
@@ -207,9 +212,11 @@ type LayerActs struct {
 	scratch []float32 // fused projections' output
 
 	// train is set for a forward that a backward follows: the adapters'
-	// intermediates x·Aᵀ are then kept in xa[module][segment].
+	// intermediates x·Aᵀ are then kept in xa[module][segment], and with
+	// lora_dropout the dropped inputs and masks in drop[module][segment].
 	train bool
 	xa    [lora.NumModules][][]float32
+	drop  [lora.NumModules][]dropped
 }
 
 func newLayerActs(c *Config, n int) *LayerActs {

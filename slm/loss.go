@@ -23,6 +23,10 @@ type TrainSeq struct {
 	// Adapter is the LoRA adapter the sequence runs with and whose gradients
 	// LossAndGrad accumulates; nil runs the base model alone.
 	Adapter *lora.Adapter
+	// Seed draws the masks of the adapter's lora_dropout in LossAndGrad
+	// (when its Config.Dropout > 0): the same seed, the same masks. Loss
+	// and inference apply no dropout, as PEFT in eval mode.
+	Seed uint64
 }
 
 // lossChunk is how many target rows the output layer handles at once; it
@@ -71,7 +75,7 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool) (floa
 			}
 		}
 		row += len(s.Tokens)
-		seqs[i] = Sequence{Cache: m.NewAdapterCache(s.Adapter), Tokens: s.Tokens, Logits: LogitsNone}
+		seqs[i] = Sequence{Cache: m.NewAdapterCache(s.Adapter), Tokens: s.Tokens, Logits: LogitsNone, dropSeed: s.Seed}
 	}
 	if grad {
 		if err := m.checkTrainable(); err != nil {

@@ -69,6 +69,7 @@ func (o *LoRAObjective) pick(set []TrainSeq, b train.Batch) ([]TrainSeq, error) 
 		}
 		batch[i] = set[k]
 		batch[i].Adapter = o.Adapter
+		batch[i].Seed = b.Seed + uint64(i)*0x9e3779b97f4a7c15
 	}
 	return batch, nil
 }
