@@ -167,6 +167,9 @@ func (t *Trained) Options() TrainOptions { return t.opt }
 // file equals training on its whole content as one text. Use TrainTexts for
 // documents that are encoded separately.
 func Train(ctx context.Context, corpus io.Reader, opt TrainOptions) (*Trained, error) {
+	if corpus == nil {
+		return nil, errors.New("train tokenizer: no corpus reader")
+	}
 	tr, err := newBPETrainer(opt)
 	if err != nil {
 		return nil, err
@@ -183,6 +186,9 @@ func TrainTexts(ctx context.Context, texts iter.Seq[string], opt TrainOptions) (
 	tr, err := newBPETrainer(opt)
 	if err != nil {
 		return nil, err
+	}
+	if texts == nil {
+		texts = func(func(string) bool) {}
 	}
 	var next int64
 	for s := range texts {

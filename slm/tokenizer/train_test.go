@@ -581,6 +581,19 @@ func (r *failingReader) Read(p []byte) (int, error) {
 	return 0, errors.New("disk on fire")
 }
 
+func TestTrainNilInputs(t *testing.T) {
+	if _, err := Train(context.Background(), nil, DefaultTrainOptions()); err == nil {
+		t.Error("Train(nil reader) succeeded")
+	}
+	tr, err := TrainTexts(context.Background(), nil, DefaultTrainOptions())
+	if err != nil || tr.Stats().Merges != 10 {
+		t.Errorf("TrainTexts(nil): %v, %+v", err, tr)
+	}
+	if err := WriteHFDir(t.TempDir(), &Trained{}); err == nil {
+		t.Error("WriteHFDir of a zero Trained succeeded")
+	}
+}
+
 func TestTrainReadError(t *testing.T) {
 	_, err := Train(context.Background(), &failingReader{n: 3}, DefaultTrainOptions())
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {

@@ -269,8 +269,8 @@ func (t *Trained) TokenizerConfigJSON() ([]byte, error) {
 // dir, creating dir if needed; each file is written atomically. FromHFDir
 // and Hugging Face's AutoTokenizer load the directory.
 func WriteHFDir(dir string, t *Trained) error {
-	if t == nil {
-		return fmt.Errorf("write tokenizer to %s: no vocabulary", dir)
+	if t == nil || t.tok == nil {
+		return fmt.Errorf("write tokenizer to %s: no trained vocabulary", dir)
 	}
 	tj, err := t.TokenizerJSON()
 	if err != nil {
