@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/usersim/usersim/slm/lora"
@@ -206,5 +207,41 @@ func TestTrainLoRA(t *testing.T) {
 	}
 	if !equalSnapshots(before, snapshotWeights(m)) {
 		t.Error("training changed base weights")
+	}
+}
+
+// TestRecompute checks that activation recomputation gives bit-identical
+// losses and gradients, with dropout too.
+func TestRecompute(t *testing.T) {
+	ctx := context.Background()
+	for name, cfg := range lcfgs() {
+		t.Run(name, func(t *testing.T) {
+			m := randomModel(t, cfg, 61)
+			a := newTestAdapter(t, m, 3, 62)
+			a.Config.Dropout = 0.1
+			batch := trainBatch(rand.New(rand.NewPCG(63, 63)), cfg.Vocab, a)
+			batch[0].Seed, batch[1].Seed = 1, 2
+			l1, n1, err := m.LossAndGrad(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := a.Clone()
+			for i := range batch {
+				batch[i].Adapter = c
+			}
+			l2, n2, err := m.LossAndGradWith(ctx, batch, TrainOptions{Recompute: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l1 != l2 || n1 != n2 {
+				t.Errorf("loss %v over %d, recomputed %v over %d", l1, n1, l2, n2)
+			}
+			pa, pc := a.Pairs(), c.Pairs()
+			for j := range pa {
+				if !slices.Equal(pa[j].GA, pc[j].GA) || !slices.Equal(pa[j].GB, pc[j].GB) {
+					t.Errorf("%s: recomputed gradients differ", pa[j].Name())
+				}
+			}
+		})
 	}
 }

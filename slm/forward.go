@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
@@ -233,10 +234,18 @@ func newLayerActs(c *Config, n int) *LayerActs {
 	return a
 }
 
-// forward runs the batch; when keep is non-nil it receives one LayerActs per
-// layer (for a backward pass). The final hidden states (before the final
-// norm) of all n tokens are returned too, and the batch's plan.
-func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerActs) ([][][]float32, []float32, *batchPlan, error) {
+// keeper collects what a backward pass needs from a training forward: one
+// LayerActs per layer, complete, or with recompute only each layer's input
+// (In), from which the backward recomputes the rest one layer at a time.
+type keeper struct {
+	recompute bool
+	acts      []*LayerActs
+}
+
+// forward runs the batch; when keep is non-nil it receives the activations
+// of every layer (for a backward pass). The final hidden states (before the
+// final norm) of all n tokens are returned too, and the batch's plan.
+func (m *Model) forward(ctx context.Context, batch []Sequence, keep *keeper) ([][][]float32, []float32, *batchPlan, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -258,6 +267,9 @@ func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerAct
 	var acts *LayerActs
 	if n > 0 {
 		acts = newLayerActs(cfg, n)
+		// With recomputation this one LayerActs serves every layer; it
+		// runs in training mode all the same (lora_dropout applies).
+		acts.train = keep != nil
 	}
 	for l := range m.Layers {
 		if n == 0 {
@@ -268,10 +280,13 @@ func (m *Model) forward(ctx context.Context, batch []Sequence, keep *[]*LayerAct
 			// (c.n is unchanged), so the caches stay consistent.
 			return nil, nil, nil, err
 		}
-		if keep != nil {
+		switch {
+		case keep != nil && keep.recompute:
+			keep.acts = append(keep.acts, &LayerActs{In: slices.Clone(x)})
+		case keep != nil:
 			acts = newLayerActs(cfg, n)
 			acts.train = true
-			*keep = append(*keep, acts)
+			keep.acts = append(keep.acts, acts)
 		}
 		copy(acts.In, x)
 		m.Layers[l].Forward(m, l, acts, batch, p)

@@ -45,19 +45,35 @@ const lossChunk = 64
 // by the step's token count; divide by ntok for the mean loss. Two
 // LossAndGrad calls must not share an adapter at the same time.
 func (m *Model) LossAndGrad(ctx context.Context, batch []TrainSeq) (loss float64, ntok int, err error) {
-	return m.lossPass(ctx, batch, true)
+	return m.lossPass(ctx, batch, true, TrainOptions{})
+}
+
+// TrainOptions are the options of LossAndGradWith.
+type TrainOptions struct {
+	// Recompute keeps only each layer's input during the forward pass and
+	// recomputes the layer's other activations just before its backward
+	// (activation checkpointing per layer): activation memory drops from
+	// about Layers × (8·Hidden + 3·FFN + …) floats per token to Layers ×
+	// Hidden plus one layer's worth, for about one more forward pass of
+	// compute. Results are bit-identical to a run without it.
+	Recompute bool
+}
+
+// LossAndGradWith is LossAndGrad with options.
+func (m *Model) LossAndGradWith(ctx context.Context, batch []TrainSeq, o TrainOptions) (loss float64, ntok int, err error) {
+	return m.lossPass(ctx, batch, true, o)
 }
 
 // Loss is LossAndGrad without the backward pass (evaluation): the summed
 // cross-entropy of the target tokens and their number.
 func (m *Model) Loss(ctx context.Context, batch []TrainSeq) (loss float64, ntok int, err error) {
-	return m.lossPass(ctx, batch, false)
+	return m.lossPass(ctx, batch, false, TrainOptions{})
 }
 
 // target is one predicted token: row of the batch and token id.
 type target struct{ row, tok int }
 
-func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool) (float64, int, error) {
+func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool, o TrainOptions) (float64, int, error) {
 	cfg := &m.Config
 	seqs := make([]Sequence, len(batch))
 	var targets []target
@@ -95,10 +111,9 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool) (floa
 			}
 		}
 	}
-	var acts []*LayerActs
-	var keep *[]*LayerActs
+	var keep *keeper
 	if grad {
-		keep = &acts
+		keep = &keeper{recompute: o.Recompute}
 	}
 	_, x, p, err := m.forward(ctx, seqs, keep)
 	if err != nil {
@@ -122,11 +137,33 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool) (floa
 		} else {
 			dIn = nil
 		}
-		m.Layers[l].Backward(m, l, acts[l], dIn, dx, p)
-		acts[l] = nil // free as we go
+		a := keep.acts[l]
+		if keep.recompute {
+			a = m.recomputeLayer(l, a.In, seqs, p)
+		}
+		m.Layers[l].Backward(m, l, a, dIn, dx, p)
+		keep.acts[l] = nil // free as we go
 		dx = dIn
 	}
 	return loss, len(targets), nil
+}
+
+// recomputeLayer runs layer l's forward again from its input in, in
+// training mode, and returns its activations. The sequences' caches are
+// rewound for the call, so the keys and values are rewritten (with the same
+// values) at their positions and attention sees the same keys as before.
+func (m *Model) recomputeLayer(l int, in []float32, seqs []Sequence, p *batchPlan) *LayerActs {
+	a := newLayerActs(&m.Config, p.n)
+	a.train = true
+	copy(a.In, in)
+	for _, s := range seqs {
+		s.Cache.n -= len(s.Tokens)
+	}
+	m.Layers[l].Forward(m, l, a, seqs, p)
+	for _, s := range seqs {
+		s.Cache.n += len(s.Tokens)
+	}
+	return a
 }
 
 // checkTrainable reports whether every matrix a backward multiplies by is

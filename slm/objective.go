@@ -17,6 +17,8 @@ type LoRAObjective struct {
 	Adapter  *lora.Adapter
 	Examples []TrainSeq
 	Eval     []TrainSeq
+	// Options are passed to LossAndGradWith (activation recomputation).
+	Options TrainOptions
 
 	params []*train.Param
 }
@@ -41,7 +43,7 @@ func (o *LoRAObjective) LossAndGrad(ctx context.Context, b train.Batch) (train.L
 	if err != nil {
 		return train.Loss{}, err
 	}
-	sum, n, err := o.Model.LossAndGrad(ctx, batch)
+	sum, n, err := o.Model.LossAndGradWith(ctx, batch, o.Options)
 	return train.Loss{Sum: sum, Tokens: n}, err
 }
 
