@@ -4,7 +4,10 @@ import (
 	"context"
 	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
 
 	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
@@ -16,7 +19,10 @@ import (
 // each the answer. tok/s counts every token run forward and backward;
 // GFLOPS counts the step's useful multiply-adds (below). MatMul1024 is the
 // 1024³ MatMulNT in the same run, the kernel peak the step is measured
-// against:
+// against. Sub-benchmarks: all activations kept (full) and per-layer
+// recomputation (recompute); peak-MB is the largest heap during one step
+// (run apart, before the timed ones) above the heap before it (the model's
+// 540 MB and the adapter excluded):
 //
 //	go test -run '^$' -bench 'LoRATrain|MatMul1024' -benchtime 3x -count 3 ./slm/
 func BenchmarkLoRATrain(b *testing.B) {
@@ -41,16 +47,65 @@ func BenchmarkLoRATrain(b *testing.B) {
 		batch[i] = TrainSeq{Tokens: randomTokens(rng, T, cfg.Vocab), Mask: mask, Adapter: a}
 	}
 	flops := loraTrainFlops(&cfg, a, seqs, T, answer)
-	runtime.GC()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, _, err := m.LossAndGrad(context.Background(), batch); err != nil {
-			b.Fatal(err)
-		}
+	for _, mode := range []string{"full", "recompute"} {
+		b.Run(mode, func(b *testing.B) {
+			o := TrainOptions{Recompute: mode == "recompute"}
+			var err error
+			peak := peakHeap(func() { _, _, err = m.LossAndGradWith(context.Background(), batch, o) })
+			if err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := m.LossAndGradWith(context.Background(), batch, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s := b.Elapsed().Seconds()
+			b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
+			b.ReportMetric(flops*float64(b.N)/s/1e9, "GFLOPS")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+		})
 	}
-	s := b.Elapsed().Seconds()
-	b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
-	b.ReportMetric(flops*float64(b.N)/s/1e9, "GFLOPS")
+}
+
+// peakHeap runs f and returns the largest heap seen while it ran, above
+// the live heap before it (sampled every 2 ms). The collector runs at
+// GOGC=5 meanwhile, so that the heap stays within a few percent of the
+// live data plus the model.
+func peakHeap(f func()) uint64 {
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	runtime.GC()
+	base := read()
+	done := make(chan struct{})
+	res := make(chan uint64)
+	go func() {
+		var mx uint64
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				res <- mx
+				return
+			case <-tick.C:
+				mx = max(mx, read())
+			}
+		}
+	}()
+	f()
+	close(done)
+	mx := <-res
+	if mx < base {
+		return 0
+	}
+	return mx - base
 }
 
 // loraTrainFlops counts the floating-point operations (2 per multiply-add)
@@ -95,4 +150,53 @@ func BenchmarkMatMul1024(b *testing.B) {
 		kernels.MatMulNT(c, x, w, k, k, k)
 	}
 	b.ReportMetric(2*k*k*k*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+}
+
+// BenchmarkLoRATrain05B is BenchmarkLoRATrain on a Qwen2-0.5B-shaped
+// random model (24 layers, hidden 896, 14 heads, 2 kv heads, MLP 4864,
+// vocab 151936, tied; 494M parameters, 2 GB of float32 weights), for its
+// peak memory with and without recomputation. It takes about a minute:
+//
+//	go test -run '^$' -bench 'LoRATrain05B' -benchtime 1x ./slm/
+func BenchmarkLoRATrain05B(b *testing.B) {
+	prev := kernels.Threads()
+	kernels.SetThreads(2)
+	defer kernels.SetThreads(prev)
+	cfg := Config{Arch: "qwen2", Hidden: 896, Layers: 24, Heads: 14, KVHeads: 2, HeadDim: 64, FFN: 4864,
+		Vocab: 151936, NormEps: 1e-6, RopeTheta: 1e6, RopeDim: 64, RopeStyle: RopeNeoX, QKVBias: true,
+		TiedEmbeddings: true, BOS: -1, MaxContext: 32768}
+	m := randomModel(b, cfg, 42)
+	lc := lora.NewConfig("bench", 16, 32, lora.AllLinear)
+	a, err := lora.New(lc, cfg.LoRABase(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const seqs, T, answer = 2, 256, 64
+	rng := rand.New(rand.NewPCG(1, 2))
+	batch := make([]TrainSeq, seqs)
+	for i := range batch {
+		mask := make([]bool, T)
+		for j := T - answer; j < T; j++ {
+			mask[j] = true
+		}
+		batch[i] = TrainSeq{Tokens: randomTokens(rng, T, cfg.Vocab), Mask: mask, Adapter: a}
+	}
+	flops := loraTrainFlops(&cfg, a, seqs, T, answer)
+	for _, mode := range []string{"full", "recompute"} {
+		b.Run(mode, func(b *testing.B) {
+			o := TrainOptions{Recompute: mode == "recompute"}
+			var peak uint64
+			for i := 0; i < b.N; i++ {
+				var err error
+				peak = max(peak, peakHeap(func() { _, _, err = m.LossAndGradWith(context.Background(), batch, o) }))
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			s := b.Elapsed().Seconds()
+			b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
+			b.ReportMetric(flops*float64(b.N)/s/1e9, "GFLOPS")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+		})
+	}
 }
