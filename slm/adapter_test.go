@@ -5,10 +5,12 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/usersim/usersim/slm/lora"
+	"github.com/usersim/usersim/slm/tokenizer"
 	"github.com/usersim/usersim/train"
 )
 
@@ -243,5 +245,81 @@ func TestRecompute(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStoriesLoRA teaches stories260K (../shared/models) a pattern it
+// cannot know: after "RATING:" the digit that goes with the story's
+// animal. A rank-8 adapter on all seven projections reaches near-zero loss
+// on the answers, the adapted model answers each prompt right, and the
+// base weights are bit-identical afterwards.
+func TestStoriesLoRA(t *testing.T) {
+	path := filepath.Join(sharedDir(t, "models", "stories260K"), "stories260K.gguf")
+	m, tok, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type example struct{ prompt, answer string }
+	var exs []example
+	digits := map[string]string{"cat": "5", "dog": "2", "bird": "4", "fish": "1"}
+	for _, name := range []string{"Lily", "Tom", "Sue"} {
+		for _, animal := range []string{"cat", "dog", "bird", "fish"} {
+			exs = append(exs, example{"One day " + name + " saw a " + animal + ". RATING:", " " + digits[animal]})
+		}
+	}
+	var set []TrainSeq
+	for _, e := range exs {
+		p, err := tok.Encode(e.prompt, tokenizer.EncodeOptions{AddBOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := tok.Encode(e.prompt+e.answer, tokenizer.EncodeOptions{AddBOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(full[:len(p)], p) || len(full) == len(p) {
+			t.Fatalf("%q: answer does not tokenize apart from the prompt", e.prompt+e.answer)
+		}
+		mask := make([]bool, len(full))
+		for i := len(p); i < len(full); i++ {
+			mask[i] = true
+		}
+		set = append(set, TrainSeq{Tokens: full, Mask: mask})
+	}
+	a, err := lora.New(lora.NewConfig("stories260K", 8, 16, lora.AllLinear), m.Config.LoRABase(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &LoRAObjective{Model: m, Adapter: a, Examples: set, Eval: set}
+	before := snapshotWeights(m)
+	start, err := train.Evaluate(context.Background(), obj.EvalSet(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := train.DefaultConfig(80, len(set), 2e-2)
+	tc.NoProgress, tc.WeightDecay = true, 0
+	if _, err := train.Train(context.Background(), obj, tc); err != nil {
+		t.Fatal(err)
+	}
+	end, err := train.Evaluate(context.Background(), obj.EvalSet(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("answer loss %.4f → %.4f", start.Mean(), end.Mean())
+	if end.Mean() > 0.05 {
+		t.Errorf("answer loss %.4f → %.4f: not learnt", start.Mean(), end.Mean())
+	}
+	for i, s := range set {
+		n := slices.Index(s.Mask, true)
+		out, err := m.Forward(context.Background(), []Sequence{{Cache: m.NewAdapterCache(a), Tokens: s.Tokens[:n]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := argmax(out[0][0]); got != s.Tokens[n] {
+			t.Errorf("%q: answers token %d, want %d", exs[i].prompt, got, s.Tokens[n])
+		}
+	}
+	if !equalSnapshots(before, snapshotWeights(m)) {
+		t.Error("training changed the base weights")
 	}
 }
