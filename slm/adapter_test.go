@@ -323,3 +323,36 @@ func TestStoriesLoRA(t *testing.T) {
 		t.Error("training changed the base weights")
 	}
 }
+
+// TestLossMatchesForward checks that the training loss is the inference
+// forward's: the summed −log softmax of the targets from Forward's logits,
+// for a batch mixing adapters.
+func TestLossMatchesForward(t *testing.T) {
+	ctx := context.Background()
+	cfg := lcfgs()["phi3"]
+	m := randomModel(t, cfg, 71)
+	a1, a2 := newTestAdapter(t, m, 2, 72), newTestAdapter(t, m, 4, 73)
+	batch := trainBatch(rand.New(rand.NewPCG(74, 74)), cfg.Vocab, a1)
+	batch[1].Adapter = a2
+	sum, n, err := m.Loss(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want float64
+	wantN := 0
+	for _, s := range batch {
+		out, err := m.Forward(ctx, []Sequence{{Cache: m.NewAdapterCache(s.Adapter), Tokens: s.Tokens, Logits: LogitsAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(s.Tokens); i++ {
+			if s.Mask[i] {
+				want -= logSoftmax(out[0][i-1])[s.Tokens[i]]
+				wantN++
+			}
+		}
+	}
+	if n != wantN || math.Abs(sum-want) > 1e-5 {
+		t.Errorf("Loss %g over %d, from Forward's logits %g over %d", sum, n, want, wantN)
+	}
+}

@@ -47,7 +47,30 @@
 // returns the log-probabilities of candidate continuations (a rating read
 // as the distribution over "1".."5").
 //
-// Each layer type (Layer, Attention, MLP, RMSNorm, Linear) has a Forward;
-// the activations of a layer are kept in a LayerActs so that a Backward for
-// LoRA training can sit beside each Forward and read what it needs.
+// Each layer type (Layer, Attention, MLP, RMSNorm) has a Forward and,
+// right beside it, a Backward; in a training pass the activations of each
+// layer are kept in a LayerActs that its Backward reads.
+//
+// # LoRA adapters and training
+//
+// Adapters (package lora, PEFT format) belong to caches: NewAdapterCache
+// starts a sequence that runs with an adapter, on any subset of q, k, v, o,
+// gate, up and down (Phi-3: the fused qkv_proj and gate_up_proj, as PEFT
+// adapts them). One batch may mix sequences of different adapters and of
+// the bare base: every base matrix product runs once over all the batch's
+// rows, and each run of rows with an adapter adds its own s·(x·Aᵀ)·Bᵀ.
+// MergeAdapter folds an adapter into the weights.
+//
+// LossAndGrad computes the cross-entropy of a batch's target tokens (the
+// answers; prompts are masked as Hugging Face's labels = -100 do) and adds
+// its gradient with respect to the adapters' A and B into their pairs'
+// GA and GB. The backward differentiates activations only: the output
+// layer (tied or untied), the final norm, each layer's SwiGLU MLP, the
+// residuals, causal grouped-query attention (probabilities recomputed from
+// the kept queries and keys, sliding window included), RoPE (both
+// layouts), the input norms and the adapters, down to layer 0; the base
+// weights are read, never differentiated or written. lora_dropout is
+// applied with per-sequence seeded masks; TrainOptions.Recompute keeps only
+// each layer's input and recomputes the rest during the backward.
+// LoRAObjective adapts all this to package train.
 package slm
