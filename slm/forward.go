@@ -655,7 +655,9 @@ func (mlp *MLP) Backward(m *Model, l int, a *LayerActs, dOut []float32, p *batch
 	m.projectBackward(&mlp.Down, l, lora.Down, dAct, dOut, a.Act, a, p)
 	dGate := make([]float32, n*f)
 	dUp := make([]float32, n*f)
-	siluMulBackward(dGate, dUp, dAct, a.Gate, a.Up)
+	parallelFor(n, max(1, 16384/f), func(lo, hi int) {
+		siluMulBackward(dGate[lo*f:hi*f], dUp[lo*f:hi*f], dAct[lo*f:hi*f], a.Gate[lo*f:hi*f], a.Up[lo*f:hi*f])
+	})
 	dx := make([]float32, n*cfg.Hidden)
 	if cfg.FusedGateUp {
 		d := make([]float32, n*2*f)

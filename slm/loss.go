@@ -42,8 +42,9 @@ const lossChunk = 64
 // never differentiated or written, and must be float32.
 //
 // The sum (not the mean) matches package train's Objective, which divides
-// by the step's token count; divide by ntok for the mean loss. Two
-// LossAndGrad calls must not share an adapter at the same time.
+// by the step's token count; divide by ntok for the mean loss. Calls may
+// run concurrently on one model, but not with a shared adapter. After an
+// error (a cancelled ctx) the gradients may be partly accumulated.
 func (m *Model) LossAndGrad(ctx context.Context, batch []TrainSeq) (loss float64, ntok int, err error) {
 	return m.lossPass(ctx, batch, true, TrainOptions{})
 }
