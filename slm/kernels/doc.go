@@ -64,13 +64,14 @@
 //
 // Measured on the development machine (2 vCPUs of an AMD EPYC, family 25:
 // Zen 4, 1 MiB L2 per core, 32 MiB L3; it has AVX-512, which this package
-// does not use), go test -bench, per CPU-second because the machine was
-// shared: the micro-kernel alone (L1-resident) 110–115 GFLOPS per core;
-// the 1024³ MatMulNT 97–104 GFLOPS per core, against 93–96 for OpenBLAS
-// 0.3.21 (its AVX-512 "Cooperlake" kernels) and about 102 for its AVX2
-// "Haswell" kernels; on one thread at a quiet moment 104 GFLOPS wall.
-// Two threads scale to 95–100 per CPU-second each (the work is split
-// with no shared state but the packed operand).
+// does not use), go test -bench with OpenBLAS 0.3.21 in the same runs,
+// the machine shared with other jobs (load 2.5–3.5): the micro-kernel
+// alone (L1-resident) 113 GFLOPS per core; the 1024³ MatMulNT 97 GFLOPS
+// on one thread and 99 on two (the other jobs left about one core)
+// against OpenBLAS's 97 and 97 (its AVX-512 "Cooperlake" kernels; its
+// AVX2 "Haswell" ones are no faster here); the 128-token SmolLM2 MLP
+// shapes 94–97 against 94–96; at a moment with both cores free,
+// 128×1536×576 on two threads ran at 174 GFLOPS against OpenBLAS's 180.
 //
 // Threads: a call splits C among Threads() goroutines, started per call
 // (about 0.4 µs to start and join two, against 0.3 µs to hand work to a
