@@ -356,3 +356,50 @@ func TestLossMatchesForward(t *testing.T) {
 		t.Errorf("Loss %g over %d, from Forward's logits %g over %d", sum, n, want, wantN)
 	}
 }
+
+// TestAdapterScoreFork checks that an adapter travels with its cache into
+// forks: ScoreBatch after a persona prefix computed with an adapter equals
+// the log-probabilities from one full forward with that adapter, and
+// differs from the base model's.
+func TestAdapterScoreFork(t *testing.T) {
+	ctx := context.Background()
+	cfg := lcfgs()["qwen2"]
+	m := randomModel(t, cfg, 81)
+	a := newTestAdapter(t, m, 4, 82)
+	rng := rand.New(rand.NewPCG(83, 83))
+	persona, prompt := randomTokens(rng, 70, cfg.Vocab), randomTokens(rng, 6, cfg.Vocab)
+	prefix := m.NewAdapterCache(a)
+	if _, err := m.Forward(ctx, []Sequence{{Cache: prefix, Tokens: persona, Logits: LogitsNone}}); err != nil {
+		t.Fatal(err)
+	}
+	if prefix.Fork().Adapter() != a {
+		t.Fatal("fork lost the adapter")
+	}
+	cands := [][]int{{5}, {9, 3}}
+	got, err := m.Score(ctx, prefix, prompt, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append(append([]int(nil), persona...), prompt...)
+	for j, cand := range cands {
+		toks := append(append([]int(nil), full...), cand...)
+		out, err := m.Forward(ctx, []Sequence{{Cache: m.NewAdapterCache(a), Tokens: toks, Logits: LogitsAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want float64
+		for k, id := range cand {
+			want += logSoftmax(out[0][len(full)-1+k])[id]
+		}
+		if math.Abs(got[j]-want) > 1e-4 {
+			t.Errorf("candidate %d: Score %g, full forward %g", j, got[j], want)
+		}
+	}
+	base, err := m.Score(ctx, nil, full, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(base[0]-got[0]) < 1e-3 {
+		t.Errorf("the adapter does not change the score (%g vs %g)", got[0], base[0])
+	}
+}
