@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 
-	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
 	"github.com/usersim/usersim/slm/tensor"
 )
@@ -114,9 +113,8 @@ func (p *batchPlan) dropout(sg adapterSeg, l int, mod lora.Module, in int, prob 
 // share, unless dx is nil, and accumulates the gradients of the adapters'
 // A and B into their pairs' GA and GB. The base weights get no gradient.
 func (m *Model) projectBackward(lin *Linear, l int, mod lora.Module, dx, dy, x []float32, a *LayerActs, p *batchPlan) {
-	n := p.n
 	if dx != nil {
-		kernels.MatMulNNAcc(dx[:n*lin.In], dy[:n*lin.Out], lin.W, n, lin.In, lin.Out)
+		lin.Backward(dx, dy, p.n)
 	}
 	for si, sg := range p.segs {
 		pr := sg.a.Pair(l, mod)
@@ -134,9 +132,6 @@ func (m *Model) projectBackward(lin *Linear, l int, mod lora.Module, dx, dy, x [
 		pr.Backward(dxs, nil, nil, dy[sg.lo*lin.Out:sg.hi*lin.Out], xs, a.xa[mod][si], mask, sg.hi-sg.lo)
 	}
 }
-
-// errQuantTrain is returned when a backward would need float32 weights.
-var errQuantTrain = errors.New("LoRA training needs float32 base weights")
 
 // linearOf returns the base projection that module mod of layer l
 // adapts (nil when the model has no such projection).

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/usersim/usersim/slm/lora"
+	"github.com/usersim/usersim/slm/tensor"
 	"github.com/usersim/usersim/slm/tokenizer"
 	"github.com/usersim/usersim/train"
 )
@@ -145,17 +146,56 @@ func TestAdapterErrors(t *testing.T) {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
-	cfg := cfgs["llama"]
-	q := randomModel(t, cfg, 41)
-	if err := q.QuantizeQ8_0(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := q.LossAndGrad(ctx, []TrainSeq{{Tokens: []int{1, 2}, Adapter: newTestAdapter(t, q, 2, 1)}}); !errors.Is(err, errQuantTrain) {
-		t.Errorf("quantized base: %v", err)
-	}
-	// Evaluation of a quantized base with an adapter is fine.
-	if _, n, err := q.Loss(ctx, []TrainSeq{{Tokens: []int{1, 2}, Adapter: newTestAdapter(t, q, 2, 1)}}); err != nil || n != 1 {
-		t.Errorf("Loss on a quantized base: %d, %v", n, err)
+}
+
+// TestQuantizedBaseGrad checks LoRA training on a Q8_0 base (QLoRA): loss
+// and gradients equal those of a float32 model holding the dequantized
+// weights, for untied (llama) and tied (qwen2) output layers.
+func TestQuantizedBaseGrad(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"llama", "qwen2", "phi3"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := lcfgs()[name]
+			cfg.FFN = 64 // every matrix's rows are whole Q8_0 blocks
+			q := randomModel(t, cfg, 91)
+			if err := q.QuantizeQ8_0(); err != nil {
+				t.Fatal(err)
+			}
+			d := randomModel(t, cfg, 91)
+			dl, ql := d.linears(), q.linears()
+			for i, l := range ql {
+				if l.DType != tensor.Q8_0 {
+					t.Fatalf("%d×%d matrix not quantized", l.Out, l.In)
+				}
+				for r := 0; r < l.Out; r++ {
+					if err := l.Row(dl[i].W[r*l.In:(r+1)*l.In], r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			aq := newTestAdapter(t, q, 2, 92)
+			ad := aq.Clone()
+			batch := trainBatch(rand.New(rand.NewPCG(93, 93)), cfg.Vocab, aq)
+			lq, nq, err := q.LossAndGrad(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range batch {
+				batch[i].Adapter = ad
+			}
+			ld, nd, err := d.LossAndGrad(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nq != nd || math.Abs(lq-ld) > 1e-4 {
+				t.Errorf("quantized loss %g over %d, dequantized %g over %d", lq, nq, ld, nd)
+			}
+			pq, pd := aq.Pairs(), ad.Pairs()
+			for j := range pq {
+				checkGrad(t, pq[j].Name()+".A", pq[j].GA, f64(pd[j].GA))
+				checkGrad(t, pq[j].Name()+".B", pq[j].GB, f64(pd[j].GB))
+			}
+		})
 	}
 }
 

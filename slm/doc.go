@@ -69,7 +69,8 @@
 // residuals, causal grouped-query attention (probabilities recomputed from
 // the kept queries and keys, sliding window included), RoPE (both
 // layouts), the input norms and the adapters, down to layer 0; the base
-// weights are read, never differentiated or written. lora_dropout is
+// weights are read, never differentiated or written (quantized bases
+// train too, dequantized on the fly, as in QLoRA). lora_dropout is
 // applied with per-sequence seeded masks; TrainOptions.Recompute keeps only
 // each layer's input and recomputes the rest during the backward.
 // LoRAObjective adapts all this to package train.

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
-	"github.com/usersim/usersim/slm/tensor"
 )
 
 // TrainSeq is one training example: a token sequence run from position 0,
@@ -39,7 +37,8 @@ const lossChunk = 64
 // A and B matrices of each sequence's adapter into the adapter's pairs'
 // GA and GB (allocated when nil). Sequences of one batch may use different
 // adapters, or the same one. The base model is frozen: its weights are read,
-// never differentiated or written, and must be float32.
+// never differentiated or written. Quantized bases (Q8_0, Q4_K, ...) train
+// too, as QLoRA does: the backward dequantizes their weights on the fly.
 //
 // The sum (not the mean) matches package train's Objective, which divides
 // by the step's token count; divide by ntok for the mean loss. Calls may
@@ -95,9 +94,6 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool, o Tra
 		seqs[i] = Sequence{Cache: m.NewAdapterCache(s.Adapter), Tokens: s.Tokens, Logits: LogitsNone, dropSeed: s.Seed}
 	}
 	if grad {
-		if err := m.checkTrainable(); err != nil {
-			return 0, 0, err
-		}
 		for _, s := range batch {
 			if s.Adapter == nil {
 				continue
@@ -167,17 +163,6 @@ func (m *Model) recomputeLayer(l int, in []float32, seqs []Sequence, p *batchPla
 	return a
 }
 
-// checkTrainable reports whether every matrix a backward multiplies by is
-// float32.
-func (m *Model) checkTrainable() error {
-	for _, l := range m.linears() {
-		if l.DType != tensor.F32 || l.W == nil {
-			return fmt.Errorf("loss: %w (a %s matrix of %d×%d)", errQuantTrain, l.DType, l.Out, l.In)
-		}
-	}
-	return nil
-}
-
 // outputLoss is the output layer with the cross-entropy loss, only for the
 // target rows: for each target, h = Norm(x[row]), logits = h·Wᵀ, loss +=
 // logsumexp(logits) − logits[tok]. When dx is not nil it receives (adds) the
@@ -222,7 +207,8 @@ func (m *Model) outputLoss(x []float32, targets []target, dx []float32) float64 
 		if dx == nil {
 			continue
 		}
-		kernels.MatMulNN(dh[:r*d], logits[:r*V], out.W, r, d, V)
+		clear(dh[:r*d])
+		out.Backward(dh, logits, r)
 		for i, tg := range ts {
 			m.Norm.Backward(dx[tg.row*d:(tg.row+1)*d], x[tg.row*d:(tg.row+1)*d], dh[i*d:(i+1)*d], 1, cfg.NormEps)
 		}

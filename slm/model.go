@@ -130,6 +130,34 @@ func (l *Linear) Forward(out, x []float32, n int) {
 	}
 }
 
+// Backward adds into dx[n×In] the gradient at the input of Forward, dy·W
+// for dy[n×Out], the gradient at its output. The weights get no gradient.
+// Quantized weights are dequantized panelRows rows at a time (a LoRA on a
+// quantized base, as QLoRA trains).
+func (l *Linear) Backward(dx, dy []float32, n int) {
+	if l.DType == tensor.F32 {
+		kernels.MatMulNNAcc(dx[:n*l.In], dy[:n*l.Out], l.W, n, l.In, l.Out)
+		return
+	}
+	rb, err := l.DType.RowBytes(l.In)
+	if err != nil {
+		panic("slm: " + err.Error()) // sizes were validated at load
+	}
+	pr := min(panelRows, l.Out)
+	panel := make([]float32, pr*l.In)
+	dyp := make([]float32, n*pr)
+	for j0 := 0; j0 < l.Out; j0 += pr {
+		p := min(pr, l.Out-j0)
+		if err := tensor.Dequantize(panel[:p*l.In], l.Q[j0*rb:(j0+p)*rb], l.DType); err != nil {
+			panic("slm: " + err.Error())
+		}
+		for i := 0; i < n; i++ {
+			copy(dyp[i*p:(i+1)*p], dy[i*l.Out+j0:i*l.Out+j0+p])
+		}
+		kernels.MatMulNNAcc(dx[:n*l.In], dyp[:n*p], panel[:p*l.In], n, l.In, p)
+	}
+}
+
 // Row writes row i of W, as float32, into dst (an embedding lookup).
 func (l *Linear) Row(dst []float32, i int) error {
 	if l.DType == tensor.F32 {
