@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
+	"github.com/usersim/usersim/train"
 )
 
 // BenchmarkLoRATrain measures a LoRA training step's forward and backward
@@ -24,7 +25,7 @@ import (
 // (run apart, before the timed ones) above the heap before it (the model's
 // 540 MB and the adapter excluded):
 //
-//	go test -run '^$' -bench 'LoRATrain|MatMul1024' -benchtime 3x -count 3 ./slm/
+//	go test -run '^$' -bench 'LoRATrain$|MatMul1024' -benchtime 3x -count 3 ./slm/
 func BenchmarkLoRATrain(b *testing.B) {
 	prev := kernels.Threads()
 	kernels.SetThreads(2)
@@ -72,6 +73,50 @@ func BenchmarkLoRATrain(b *testing.B) {
 			b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
 		})
 	}
+}
+
+// BenchmarkLoRATrainStep is BenchmarkLoRATrain's workload as whole
+// optimizer steps of package train (forward, backward, gradient clipping
+// and AdamW on the adapter's 4.9M parameters), one step per b.N:
+//
+//	go test -run '^$' -bench 'LoRATrainStep' -benchtime 3x ./slm/
+func BenchmarkLoRATrainStep(b *testing.B) {
+	prev := kernels.Threads()
+	kernels.SetThreads(2)
+	defer kernels.SetThreads(prev)
+	cfg := smolConfig(30)
+	m := randomModel(b, cfg, 42)
+	a, err := lora.New(lora.NewConfig("bench", 16, 32, lora.AllLinear), cfg.LoRABase(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const seqs, T, answer = 2, 256, 64
+	rng := rand.New(rand.NewPCG(1, 2))
+	ex := make([]TrainSeq, seqs)
+	for i := range ex {
+		mask := make([]bool, T)
+		for j := T - answer; j < T; j++ {
+			mask[j] = true
+		}
+		ex[i] = TrainSeq{Tokens: randomTokens(rng, T, cfg.Vocab), Mask: mask}
+	}
+	obj := &LoRAObjective{Model: m, Adapter: a, Examples: ex}
+	tc := train.DefaultConfig(b.N, seqs, 1e-4)
+	tc.NoProgress = true
+	flops := loraTrainFlops(&cfg, a, seqs, T, answer)
+	runtime.GC()
+	b.ResetTimer()
+	c0 := cpuTime()
+	if _, err := train.Train(context.Background(), obj, tc); err != nil {
+		b.Fatal(err)
+	}
+	s := b.Elapsed().Seconds()
+	b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
+	b.ReportMetric(flops*float64(b.N)/s/1e9, "GFLOPS")
+	if cpu := (cpuTime() - c0).Seconds(); cpu > 0 {
+		b.ReportMetric(flops*float64(b.N)/cpu/1e9, "cpu-GFLOPS")
+	}
+	b.ReportMetric(float64(a.NumParams()), "params")
 }
 
 // peakHeap runs f and returns the largest heap seen while it ran, above
