@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/slm/tensor"
 )
 
@@ -279,30 +278,8 @@ func (e *encoder) array(a any) {
 	}
 }
 
-// WriteFile writes a GGUF file atomically: to a temporary file in the same
-// directory, synced, then renamed over path.
-func WriteFile(path string, meta []KV, tensors []WriteTensor) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := Write(tmp, meta, tensors); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	return nil
+// WriteFile writes a GGUF file atomically (see package atomicfile): readers
+// of path see the old file or the complete new one.
+func WriteFile(path string, meta []KV, tensors []WriteTensor) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, meta, tensors) })
 }

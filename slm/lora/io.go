@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
 )
@@ -55,13 +56,13 @@ func (a *Adapter) Save(dir string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("save adapter %s: %w", dir, err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, ConfigFile), cfg); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, ConfigFile), cfg, 0o644); err != nil {
 		return fmt.Errorf("save adapter %s: %w", dir, err)
 	}
 	if err := safetensors.Write(filepath.Join(tmp, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("save adapter %s: %w", dir, err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return fmt.Errorf("save adapter %s: %w", dir, err)
 	}
 	// Move an existing directory aside, put the new one in place, then
@@ -80,7 +81,7 @@ func (a *Adapter) Save(dir string) error {
 		return fmt.Errorf("save adapter %s: %w", dir, err)
 	}
 	ok = true
-	if err := syncDir(parent); err != nil {
+	if err := atomicfile.SyncDir(parent); err != nil {
 		return fmt.Errorf("save adapter %s: %w", dir, err)
 	}
 	if old != "" {
@@ -89,34 +90,6 @@ func (a *Adapter) Save(dir string) error {
 		}
 	}
 	return nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Load reads an adapter directory in PEFT's format and checks it against

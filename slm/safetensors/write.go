@@ -7,42 +7,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/slm/tensor"
 )
 
-// Write writes a safetensors file atomically: to a temporary file in the
-// same directory, synced, then renamed over path. See Encode.
-func Write(path string, tensors []TensorInfo, metadata map[string]string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := Encode(tmp, tensors, metadata); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	return nil
+// Write writes a safetensors file atomically (see package atomicfile):
+// readers of path see the old file or the complete new one. See Encode.
+func Write(path string, tensors []TensorInfo, metadata map[string]string) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Encode(w, tensors, metadata) })
 }
 
 // Encode writes tensors, sorted by name with contiguous data, and the

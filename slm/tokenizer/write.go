@@ -7,7 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // Writing a trained vocabulary as a Hugging Face tokenizer: tokenizer.json
@@ -287,50 +288,9 @@ func WriteHFDir(dir string, t *Trained) error {
 		name string
 		data []byte
 	}{{"tokenizer.json", tj}, {"tokenizer_config.json", cj}} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), append(f.data, '\n')); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), append(f.data, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write tokenizer: %w", err)
 		}
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it
-// and renames it over path.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+strings.TrimPrefix(base, ".")+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: make the rename durable
-		d.Close()
 	}
 	return nil
 }
