@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // MeanStd is a mean and a standard deviation across folds. Std is the
@@ -172,10 +173,10 @@ func (cv *CVResults) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, "results.json"), cv.WriteJSON); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "results.json"), 0o644, cv.WriteJSON); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, "report.md"), cv.WriteMarkdown)
+	return atomicfile.Write(filepath.Join(dir, "report.md"), 0o644, cv.WriteMarkdown)
 }
 
 func (cv *CVResults) foldWords() string {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
+
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // WriteJSON writes the results as indented JSON.
@@ -161,46 +163,10 @@ func (r *Results) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, "results.json"), r.WriteJSON); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "results.json"), 0o644, r.WriteJSON); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, "report.md"), r.WriteMarkdown)
-}
-
-// WriteFileAtomic writes path by calling write on a temporary file in the
-// same directory, syncing it and renaming it over path, so that readers see
-// either the old or the complete new file.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, "report.md"), 0o644, r.WriteMarkdown)
 }
 
 func withCI(v Float, ci Interval, resamples int) string {

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // The loss curve files Train writes to Config.OutDir.
@@ -31,12 +32,9 @@ func (c *Config) writeCurves(st *state) error {
 		name  string
 		write func(io.Writer, *Result) error
 	}{{CurveCSV, WriteCSV}, {CurveJSON, WriteJSON}, {CurveSVG, WriteSVG}} {
-		var buf bytes.Buffer
-		if err := f.write(&buf, r); err != nil {
-			return fmt.Errorf("train: %s: %w", f.name, err)
-		}
-		if err := writeAtomic(filepath.Join(c.OutDir, f.name), buf.Bytes()); err != nil {
-			return fmt.Errorf("train: %w", err)
+		err := atomicfile.Write(filepath.Join(c.OutDir, f.name), 0o644, func(w io.Writer) error { return f.write(w, r) })
+		if err != nil {
+			return fmt.Errorf("train: loss curve: %w", err)
 		}
 	}
 	return nil
@@ -73,27 +71,4 @@ func WriteJSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(c)
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
