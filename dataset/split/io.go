@@ -12,10 +12,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // Fingerprint identifies a dataset's ratings: its name, counts and a SHA-256
@@ -118,23 +118,8 @@ type header struct {
 
 // Save writes s, made from d, to path atomically (a synced temporary file in
 // the same directory, then a rename). It validates s against d first.
-func Save(path string, s *Split, d *dataset.Dataset) (err error) {
+func Save(path string, s *Split, d *dataset.Dataset) error {
 	if err := s.Validate(d); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("save split: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
-	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	h := header{Version: formatVersion, Dataset: FingerprintOf(d), Split: *s,
@@ -144,38 +129,30 @@ func Save(path string, s *Split, d *dataset.Dataset) (err error) {
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
-	w := bufio.NewWriterSize(zw, 1<<16)
-	w.WriteString(magic)
-	var tmp [binary.MaxVarintLen64]byte
-	w.Write(binary.AppendUvarint(tmp[:0], uint64(len(js))))
-	w.Write(js)
-	for _, list := range [][]int32{s.Users, s.Train, s.Test} {
-		prev := int64(-1)
-		for _, v := range list {
-			w.Write(binary.AppendUvarint(tmp[:0], uint64(int64(v)-prev)))
-			prev = int64(v)
+	err = atomicfile.Write(path, 0o644, func(out io.Writer) error {
+		zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
+		if err != nil {
+			return err
 		}
-	}
-	if err = w.Flush(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err = zw.Close(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+		w := bufio.NewWriterSize(zw, 1<<16)
+		w.WriteString(magic)
+		var tmp [binary.MaxVarintLen64]byte
+		w.Write(binary.AppendUvarint(tmp[:0], uint64(len(js))))
+		w.Write(js)
+		for _, list := range [][]int32{s.Users, s.Train, s.Test} {
+			prev := int64(-1)
+			for _, v := range list {
+				w.Write(binary.AppendUvarint(tmp[:0], uint64(int64(v)-prev)))
+				prev = int64(v)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		return zw.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("save split: %w", err)
 	}
 	return nil
 }

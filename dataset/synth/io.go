@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // TruthFile is the name of the truth file beside the MovieLens files.
@@ -46,7 +47,7 @@ func (w *World) Write(dir string) error {
 		}
 		b.WriteByte('\n')
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "movies.dat"), b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "movies.dat"), b.Bytes(), 0o644); err != nil {
 		return err
 	}
 
@@ -59,7 +60,7 @@ func (w *World) Write(dir string) error {
 		}
 		fmt.Fprintf(&b, "%s::%s::%d::%d::%s\n", us.ID, us.Gender, us.Age, code, us.Zip)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "users.dat"), b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "users.dat"), b.Bytes(), 0o644); err != nil {
 		return err
 	}
 
@@ -79,7 +80,7 @@ func (w *World) Write(dir string) error {
 		num = append(num, '\n')
 		b.Write(num)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "ratings.dat"), b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "ratings.dat"), b.Bytes(), 0o644); err != nil {
 		return err
 	}
 
@@ -87,7 +88,7 @@ func (w *World) Write(dir string) error {
 	if err != nil {
 		return fmt.Errorf("write world: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, TruthFile), append(js, '\n'))
+	return atomicfile.WriteFile(filepath.Join(dir, TruthFile), append(js, '\n'), 0o644)
 }
 
 // appendLatin1 writes s, a UTF-8 string, as ISO-8859-1.
@@ -97,37 +98,6 @@ func appendLatin1(b *bytes.Buffer, s string) error {
 			return fmt.Errorf("%q is not representable in ISO-8859-1", c)
 		}
 		b.WriteByte(byte(c))
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in
-// the same directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
