@@ -30,7 +30,7 @@ func newModelCmd() *cobra.Command {
 		Use:   "model",
 		Short: "Inspect, run, convert and download language models (GGUF or Hugging Face)",
 	}
-	cmd.AddCommand(newModelInfoCmd(), newModelGenerateCmd(), newModelConvertCmd(), newModelPullCmd())
+	cmd.AddCommand(newModelInfoCmd(), newModelGenerateCmd(), newModelConvertCmd(), newModelPullCmd(), newModelInitCmd())
 	return cmd
 }
 
