@@ -15,6 +15,7 @@ import (
 	"reflect"
 
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/internal/atomicfile"
 )
 
 // Workspace file names, under the workspace's memory/ directory.
@@ -60,17 +61,21 @@ func ReadInteractions(path string) ([]Interaction, error) {
 	})
 }
 
+// writeJSONL writes xs to path as JSON Lines, atomically, creating the
+// directory when missing.
 func writeJSONL[T any](path string, xs []T) error {
-	return WriteFileAtomic(path, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<16)
-		enc := json.NewEncoder(bw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		for k := range xs {
 			if err := enc.Encode(&xs[k]); err != nil {
 				return fmt.Errorf("record %d: %w", k+1, err)
 			}
 		}
-		return bw.Flush()
+		return nil
 	})
 }
 
@@ -101,40 +106,6 @@ func readJSONL[T any](path string, check func(*T) error) ([]T, error) {
 			return out, nil
 		}
 	}
-}
-
-// WriteFileAtomic writes path through write: to a temporary file in the
-// same directory, synced, then renamed over path. The directory is created
-// when missing. On error path is left as it was.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // ManifestVersion is the version of the manifest layout.
@@ -255,7 +226,7 @@ func Save(workspace string, m Manifest, ps []Profile, ms []Interaction) error {
 	}
 	m.Version = ManifestVersion
 	m.Profiles, m.Interactions = len(ps), len(ms)
-	return WriteFileAtomic(filepath.Join(dir, ManifestFile), func(w io.Writer) error {
+	return atomicfile.Write(filepath.Join(dir, ManifestFile), 0o644, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(m)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/memory"
 )
 
@@ -109,6 +110,9 @@ func Save(workspace, key string, r *Result, comparison []Comparison) error {
 	if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("persona: %w", err)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("persona: %w", err)
+	}
 	c := r.Clustering
 	a := Assignments{Embedder: r.Embedder, K: c.K, Seed: r.Options.Seed, Personas: make(map[string]int, len(r.Users))}
 	for i, u := range r.Users {
@@ -128,7 +132,7 @@ func Save(workspace, key string, r *Result, comparison []Comparison) error {
 	m := Manifest{Version: ManifestVersion, Key: key, Files: map[string]string{}}
 	for _, f := range files {
 		h := sha256.New()
-		err := memory.WriteFileAtomic(filepath.Join(dir, f.name), func(w io.Writer) error {
+		err := atomicfile.Write(filepath.Join(dir, f.name), 0o644, func(w io.Writer) error {
 			enc := json.NewEncoder(io.MultiWriter(w, h))
 			enc.SetIndent("", "  ")
 			return enc.Encode(f.v)
@@ -138,7 +142,7 @@ func Save(workspace, key string, r *Result, comparison []Comparison) error {
 		}
 		m.Files[f.name] = hex.EncodeToString(h.Sum(nil))
 	}
-	err := memory.WriteFileAtomic(filepath.Join(dir, ManifestFile), func(w io.Writer) error {
+	err := atomicfile.Write(filepath.Join(dir, ManifestFile), 0o644, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(m)

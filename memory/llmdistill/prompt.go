@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/template"
 
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/memory"
 )
 
@@ -137,7 +137,7 @@ func WriteDefaultPrompts(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := memory.WriteFileAtomic(filepath.Join(dir, name), func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return err
 		}
 	}
