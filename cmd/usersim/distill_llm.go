@@ -17,6 +17,7 @@ import (
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/llm"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/memory/llmdistill"
@@ -261,7 +262,10 @@ func (c *cliLLMDistiller) round(ctx context.Context, d *dataset.Dataset, s *spli
 	if c.opts.exportFile == "" {
 		return fmt.Errorf("%d users still need answers: export the next round with --batch-export FILE", pending)
 	}
-	if err := memory.WriteFileAtomic(c.opts.exportFile, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err }); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.opts.exportFile), 0o755); err != nil {
+		return fmt.Errorf("--batch-export: %w", err)
+	}
+	if err := atomicfile.WriteFile(c.opts.exportFile, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("--batch-export: %w", err)
 	}
 	return fmt.Errorf("wrote %d requests (the next one of each pending user) to %s: run them, e.g.\n"+

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/usersim/usersim/hub"
+	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/chat"
 	"github.com/usersim/usersim/slm/generate"
@@ -389,7 +390,7 @@ func convertGGUFToHF(src, dst string, o slm.SaveOptions) error {
 		return err
 	}
 	for name, data := range map[string][]byte{"tokenizer.json": tj, "tokenizer_config.json": cj} {
-		if err := writeModelFile(filepath.Join(dst, name), data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
 			return fmt.Errorf("convert %s: %w", src, err)
 		}
 	}
@@ -415,30 +416,4 @@ func convertHFToGGUF(src, dst string, o slm.SaveOptions) error {
 		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
 	}
 	return nil
-}
-
-// writeModelFile writes data to a temporary file beside path, syncs it and
-// renames it over path.
-func writeModelFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
