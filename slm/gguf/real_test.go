@@ -2,40 +2,14 @@ package gguf
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/slm/tensor"
 )
 
-// sharedPath returns path under ../shared next to the module root, or
-// skips the test when it is absent.
-func sharedPath(t *testing.T, elem ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "..", "shared"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared fixture %s absent: %v", p, err)
-	}
-	return p
-}
-
 func TestStories260K(t *testing.T) {
-	f, err := Open(sharedPath(t, "models", "stories260K", "stories260K.gguf"))
+	f, err := Open(sharedtest.Path(t, "models", "stories260K", "stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}

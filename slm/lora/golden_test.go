@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/lora"
 )
@@ -42,7 +43,7 @@ func linearOf(m *slm.Model, p *lora.Pair) *slm.Linear {
 // golden_lora.json: names, shapes, scale (alpha/r) and B·A orientation
 // must all be right for this to pass.
 func TestGoldenMergedLogits(t *testing.T) {
-	dir := shared(t, "golden", "hf", "llama")
+	dir := sharedtest.Path(t, "golden", "hf", "llama")
 	m, err := slm.LoadModel(dir)
 	if err != nil {
 		t.Fatal(err)

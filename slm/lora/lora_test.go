@@ -10,36 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/lora"
 	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
 )
-
-// shared returns the path of a fixture under /work/shared, skipping the test
-// when the fixtures are absent.
-func shared(t *testing.T, parts ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "..", "shared"}, parts...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s absent: %v", p, err)
-	}
-	return p
-}
 
 // baseOf converts an slm.Config into the dimensions an adapter needs.
 func baseOf(c *slm.Config) lora.Base {
@@ -49,7 +25,7 @@ func baseOf(c *slm.Config) lora.Base {
 
 func goldenBase(t *testing.T) lora.Base {
 	t.Helper()
-	data, err := os.ReadFile(shared(t, "golden", "hf", "llama", "config.json"))
+	data, err := os.ReadFile(sharedtest.Path(t, "golden", "hf", "llama", "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +39,7 @@ func goldenBase(t *testing.T) lora.Base {
 var tinyBase = lora.Base{Layers: 2, Hidden: 12, QDim: 16, KVDim: 8, FFN: 20}
 
 func TestConfigGoldenRoundTrip(t *testing.T) {
-	path := shared(t, "golden", "hf", "llama", "adapter", "adapter_config.json")
+	path := sharedtest.Path(t, "golden", "hf", "llama", "adapter", "adapter_config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +254,7 @@ func TestInit(t *testing.T) {
 }
 
 func TestLoadGolden(t *testing.T) {
-	dir := shared(t, "golden", "hf", "llama", "adapter")
+	dir := sharedtest.Path(t, "golden", "hf", "llama", "adapter")
 	base := goldenBase(t)
 	a, err := lora.Load(dir, base)
 	if err != nil {
@@ -485,7 +461,7 @@ func TestSet(t *testing.T) {
 	if b.Pairs()[0].A[0] == cl.Pairs()[0].A[0] {
 		t.Error("Clone shares weights")
 	}
-	dir := shared(t, "golden", "hf", "llama", "adapter")
+	dir := sharedtest.Path(t, "golden", "hf", "llama", "adapter")
 	gs, _ := lora.NewSet(goldenBase(t))
 	if _, err := gs.LoadDir("golden", dir); err != nil {
 		t.Fatal(err)

@@ -4,38 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/slm/tensor"
 )
-
-// sharedPath returns path under ../shared next to the module root, or
-// skips the test when it is absent.
-func sharedPath(t *testing.T, elem ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "..", "shared"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared fixture %s absent: %v", p, err)
-	}
-	return p
-}
 
 func TestGoldenHF(t *testing.T) {
 	tests := []struct {
@@ -69,7 +44,7 @@ func TestGoldenHF(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.path, "/"), func(t *testing.T) {
-			path := sharedPath(t, append([]string{"golden", "hf"}, tt.path...)...)
+			path := sharedtest.Path(t, append([]string{"golden", "hf"}, tt.path...)...)
 			f, err := Open(path)
 			if err != nil {
 				t.Fatal(err)
@@ -118,12 +93,12 @@ func TestGoldenHF(t *testing.T) {
 // TestGoldenBF16Rounding checks tensor.F32ToBF16 against the BF16 copy of
 // the llama weights, rounded by PyTorch (round to nearest even).
 func TestGoldenBF16Rounding(t *testing.T) {
-	f32, err := Open(sharedPath(t, "golden", "hf", "llama", "model.safetensors"))
+	f32, err := Open(sharedtest.Path(t, "golden", "hf", "llama", "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f32.Close()
-	bf, err := Open(sharedPath(t, "golden", "hf", "llama", "model.bf16.safetensors"))
+	bf, err := Open(sharedtest.Path(t, "golden", "hf", "llama", "model.bf16.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +130,7 @@ func TestGoldenBF16Rounding(t *testing.T) {
 }
 
 func TestGoldenOpenDir(t *testing.T) {
-	s, err := OpenDir(sharedPath(t, "golden", "hf", "qwen2"))
+	s, err := OpenDir(sharedtest.Path(t, "golden", "hf", "qwen2"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,37 +9,17 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/slm/gguf"
 	"github.com/usersim/usersim/slm/tokenizer"
 )
-
-// shared finds ../shared from the module root, or skips.
-func shared(t *testing.T, rel string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s is absent (../shared not available): %v", p, err)
-	}
-	return p
-}
 
 // testStrings returns the golden tokenizer test strings plus a few more.
 func testStrings(t *testing.T) []string {
 	t.Helper()
 	out := []string{"", "Once upon a time, there was a little girl named Lily.", "  two  spaces\n\nnewlines\ttab", "café ☕ 日本語 🙂", "<s> not special </s>", "12345 3.14159 don't", "Lily's mom said, \"Lily, let's go to the park.\""}
 	for _, name := range []string{"golden/tokenizers/qwen3.json", "golden/tokenizers/llama2.json"} {
-		p := shared(t, name)
+		p := sharedtest.Path(t, name)
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +99,7 @@ func sameEncoding(t *testing.T, what string, want, got *tokenizer.Tokenizer, str
 // TestStoriesRoundTrip: the GGUF SentencePiece vocabulary of stories260K
 // → tokenizer.json → GGUF metadata, each form encoding like the original.
 func TestStoriesRoundTrip(t *testing.T) {
-	path := shared(t, "models/stories260K/stories260K.gguf")
+	path := sharedtest.Path(t, "models/stories260K/stories260K.gguf")
 	strs := testStrings(t)
 	meta := ggufMeta(t, path)
 	v, err := FromGGUFMeta(meta)
@@ -158,7 +138,7 @@ func TestQwen3RoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("151k-token vocabulary: skipped with -short")
 	}
-	p := shared(t, "tokenizers/qwen3/tokenizer.json")
+	p := sharedtest.Path(t, "tokenizers/qwen3/tokenizer.json")
 	strs := testStrings(t)
 	tj, err := os.ReadFile(p)
 	if err != nil {
@@ -290,7 +270,7 @@ func TestMistralToGGUF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("32k-token vocabulary: skipped with -short")
 	}
-	p := shared(t, "tokenizers/mistral/tokenizer.json")
+	p := sharedtest.Path(t, "tokenizers/mistral/tokenizer.json")
 	strs := testStrings(t)
 	tj, err := os.ReadFile(p)
 	if err != nil {
