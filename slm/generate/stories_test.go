@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/sample"
 	"github.com/usersim/usersim/slm/tokenizer"
@@ -21,14 +21,8 @@ func tokenizerOpts(tok *tokenizer.Tokenizer) tokenizer.EncodeOptions {
 // TestStoriesGreedy: greedy generation from BOS on stories260K gives the
 // reference ids and text (../shared/golden/stories260K).
 func TestStoriesGreedy(t *testing.T) {
-	root := filepath.Join("..", "..", "..", "shared")
-	model := filepath.Join(root, "models", "stories260K", "stories260K.gguf")
-	golden := filepath.Join(root, "golden", "stories260K", "generate_greedy_200.json")
-	for _, p := range []string{model, golden} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s is absent (../shared not available)", p)
-		}
-	}
+	model := sharedtest.Path(t, "models", "stories260K", "stories260K.gguf")
+	golden := sharedtest.Path(t, "golden", "stories260K", "generate_greedy_200.json")
 	b, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +70,7 @@ func TestStoriesGreedy(t *testing.T) {
 // TestStoriesPrefix: generating after a cached prefix gives the tokens of
 // generating from the whole prompt, and leaves the prefix reusable.
 func TestStoriesPrefix(t *testing.T) {
-	model := filepath.Join("..", "..", "..", "shared", "models", "stories260K", "stories260K.gguf")
-	if _, err := os.Stat(model); err != nil {
-		t.Skipf("%s is absent (../shared not available)", model)
-	}
+	model := sharedtest.Path(t, "models", "stories260K", "stories260K.gguf")
 	m, tok, err := slm.Load(model)
 	if err != nil {
 		t.Fatal(err)
@@ -121,10 +112,7 @@ func TestStoriesPrefix(t *testing.T) {
 // TestStoriesBatch: a batch of generations (different prompts, lengths,
 // sampling and stops) gives what each gives alone.
 func TestStoriesBatch(t *testing.T) {
-	model := filepath.Join("..", "..", "..", "shared", "models", "stories260K", "stories260K.gguf")
-	if _, err := os.Stat(model); err != nil {
-		t.Skipf("%s is absent (../shared not available)", model)
-	}
+	model := sharedtest.Path(t, "models", "stories260K", "stories260K.gguf")
 	m, tok, err := slm.Load(model)
 	if err != nil {
 		t.Fatal(err)

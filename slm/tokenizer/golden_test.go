@@ -7,31 +7,17 @@ import (
 	"reflect"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
-// sharedDir returns ../shared relative to the module root, skipping the
-// test when it is absent.
+// sharedDir returns the ../shared fixtures directory, skipping the test
+// when they are absent (golden/tokenizers, which most tests here read, is
+// the sign; a fixture missing beside it is a failure).
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(filepath.Dir(dir), "shared")
-	if _, err := os.Stat(filepath.Join(shared, "golden", "tokenizers")); err != nil {
-		t.Skipf("shared fixtures not available at %s: %v", shared, err)
-	}
-	return shared
+	sharedtest.Path(t, "golden", "tokenizers")
+	return sharedtest.Path(t)
 }
 
 func readShared(t testing.TB, rel ...string) []byte {
