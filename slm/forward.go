@@ -579,29 +579,31 @@ func attendBackward(cfg *Config, t int, q, k, v, dout, dq, dk, dv []float32) {
 			sc, dsc := s[:gn*lc], ds[:gn*lc]
 			kernels.MatMulNT(sc, qs[:gn*hd], kb[:lc*hd], gn, lc, hd)
 			kernels.MatMulNT(dsc, dos[:gn*hd], vb[:lc*hd], gn, lc, hd) // dP
-			for r := 0; r < gn; r++ {
-				row, drow := sc[r*lc:(r+1)*lc], dsc[r*lc:(r+1)*lc]
-				pos := i0 + r%n
-				lo := 0
-				if w > 0 {
-					lo = max(0, pos+1-w)
+			parallelFor(gn, max(1, 4096/lc), func(r0, r1 int) {
+				for r := r0; r < r1; r++ {
+					row, drow := sc[r*lc:(r+1)*lc], dsc[r*lc:(r+1)*lc]
+					pos := i0 + r%n
+					lo := 0
+					if w > 0 {
+						lo = max(0, pos+1-w)
+					}
+					hi := pos + 1
+					clear(row[:lo])
+					kernels.Scale(scale, row[lo:hi])
+					kernels.Softmax(row[lo:hi])
+					clear(row[hi:])
+					var dot float64
+					for j := lo; j < hi; j++ {
+						dot += float64(row[j]) * float64(drow[j])
+					}
+					d := float32(dot)
+					clear(drow[:lo])
+					for j := lo; j < hi; j++ {
+						drow[j] = row[j] * (drow[j] - d) * scale
+					}
+					clear(drow[hi:])
 				}
-				hi := pos + 1
-				clear(row[:lo])
-				kernels.Scale(scale, row[lo:hi])
-				kernels.Softmax(row[lo:hi])
-				clear(row[hi:])
-				var dot float64
-				for j := lo; j < hi; j++ {
-					dot += float64(row[j]) * float64(drow[j])
-				}
-				d := float32(dot)
-				clear(drow[:lo])
-				for j := lo; j < hi; j++ {
-					drow[j] = row[j] * (drow[j] - d) * scale
-				}
-				clear(drow[hi:])
-			}
+			})
 			kernels.MatMulTNAcc(dvb[:lc*hd], sc, dos[:gn*hd], lc, hd, gn)
 			kernels.MatMulTNAcc(dkb[:lc*hd], dsc, qs[:gn*hd], lc, hd, gn)
 			kernels.MatMulNN(dqs[:gn*hd], dsc, kb[:lc*hd], gn, hd, lc)

@@ -84,7 +84,11 @@ func (r *RMSNorm) Forward(out, x []float32, n int, eps float32) {
 // The weight w gets no gradient (it is part of the frozen base).
 func (r *RMSNorm) Backward(dx, x, dy []float32, n int, eps float32) {
 	d := len(r.W)
-	for i := 0; i < n; i++ {
+	parallelFor(n, max(1, 16384/d), func(lo, hi int) { r.backward(dx, x, dy, lo, hi, d, eps) })
+}
+
+func (r *RMSNorm) backward(dx, x, dy []float32, lo, hi, d int, eps float32) {
+	for i := lo; i < hi; i++ {
 		xs, dys, dxs := x[i*d:(i+1)*d], dy[i*d:(i+1)*d], dx[i*d:(i+1)*d]
 		var ss, dot float64
 		for j, v := range xs {
