@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
 // dirBytes is the size of the files a loader reads, for MB/s.
@@ -22,7 +24,7 @@ func dirBytes(b *testing.B, dir string, names ...string) int64 {
 }
 
 func benchLoad(b *testing.B, name string, files ...string) {
-	dir := sharedData(b, name)
+	dir := sharedtest.Path(b, "data", name)
 	b.SetBytes(dirBytes(b, dir, files...))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -48,7 +50,7 @@ func BenchmarkLoadML100K(b *testing.B) {
 // to compare against: bufio.Scanner, strings.Split, strconv and a map per
 // id, without the movie and user files.
 func BenchmarkLoadML1MNaive(b *testing.B) {
-	dir := sharedData(b, "ml-1m")
+	dir := sharedtest.Path(b, "data", "ml-1m")
 	path := filepath.Join(dir, "ratings_no_ts.dat")
 	b.SetBytes(dirBytes(b, dir, "ratings_no_ts.dat"))
 	b.ReportAllocs()

@@ -10,35 +10,12 @@ import (
 	"testing"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
-// sharedData returns ../shared/data/name relative to the module root, or
-// skips the test when it is absent.
-func sharedData(tb testing.TB, name string) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("%s absent (%v): these tests need the MovieLens fixtures in ../shared/data", p, err)
-	}
-	return p
-}
-
 func TestLoadML1MShared(t *testing.T) {
-	dir := sharedData(t, "ml-1m")
+	dir := sharedtest.Path(t, "data", "ml-1m")
 	d, err := Load(context.Background(), "ml-1m", dir)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +93,7 @@ func TestLoadML1MShared(t *testing.T) {
 }
 
 func TestLoadML100KShared(t *testing.T) {
-	dir := sharedData(t, "ml-100k")
+	dir := sharedtest.Path(t, "data", "ml-100k")
 	d, err := Load(context.Background(), "ml-100k", dir)
 	if err != nil {
 		t.Fatal(err)
@@ -358,7 +335,7 @@ func TestDecodeText(t *testing.T) {
 // converted to UTF-8 (same titles), and double-encoded (an error naming the
 // first accented line, 73 "Misérables, Les").
 func TestML1MEncodingsShared(t *testing.T) {
-	dir := sharedData(t, "ml-1m")
+	dir := sharedtest.Path(t, "data", "ml-1m")
 	latin, err := os.ReadFile(filepath.Join(dir, "movies.dat"))
 	if err != nil {
 		t.Fatal(err)

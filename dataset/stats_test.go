@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
 func TestComputeStats(t *testing.T) {
@@ -79,7 +81,7 @@ func TestStatsEmptyAndHalfStars(t *testing.T) {
 }
 
 func TestStatsML1MShared(t *testing.T) {
-	d, err := Load(context.Background(), "ml-1m", sharedData(t, "ml-1m"))
+	d, err := Load(context.Background(), "ml-1m", sharedtest.Path(t, "data", "ml-1m"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,6 @@ package eval_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -12,23 +9,12 @@ import (
 	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/eval"
 	"github.com/usersim/usersim/eval/baseline"
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
 // The tests in this file read MovieLens from ../shared/data beside the
 // repository, skip when it is absent, and are skipped in -short mode (they
 // take a few seconds to a minute each on two cores).
-
-// sharedDir returns ../shared/data/<name> relative to the module root, or
-// skips the test when it is absent.
-func sharedDir(t testing.TB, name string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "data", name)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("skipping: %s not found (needs ../shared/data/%s beside the repository)", dir, name)
-	}
-	return dir
-}
 
 func predictors(t testing.TB, names ...string) []eval.Predictor {
 	t.Helper()
@@ -61,7 +47,7 @@ func TestML100KCrossValidation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping 5-fold CV on ml-100k in -short mode")
 	}
-	d, err := dataset.LoadML100K(sharedDir(t, "ml-100k"))
+	d, err := dataset.LoadML100K(sharedtest.Path(t, "data", "ml-100k"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +83,7 @@ func TestPaperProtocolML100K(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping ml-100k paper protocol in -short mode")
 	}
-	d, err := dataset.LoadML100K(sharedDir(t, "ml-100k"))
+	d, err := dataset.LoadML100K(sharedtest.Path(t, "data", "ml-100k"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +104,7 @@ func TestPaperProtocolML1M(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping ml-1m paper protocol in -short mode")
 	}
-	d, err := dataset.LoadML1M(sharedDir(t, "ml-1m"))
+	d, err := dataset.LoadML1M(sharedtest.Path(t, "data", "ml-1m"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,42 +2,19 @@ package memory
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/internal/sharedtest"
 )
-
-// sharedDir returns ../shared/data/NAME beside the module root, skipping
-// the benchmark when it is absent.
-func sharedDir(b testing.TB, name string) string {
-	b.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			b.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		b.Skipf("%s absent (../shared is only on development machines): %v", p, err)
-	}
-	return p
-}
 
 // BenchmarkDistillStatsML1M distils every user of MovieLens-1M (6,040
 // users, 1M ratings) under a 90/10 random split: statistics, profiles and
 // one reason per training rating.
 func BenchmarkDistillStatsML1M(b *testing.B) {
-	d, err := dataset.LoadML1M(sharedDir(b, "ml-1m"))
+	d, err := dataset.LoadML1M(sharedtest.Path(b, "data", "ml-1m"))
 	if err != nil {
 		b.Fatal(err)
 	}

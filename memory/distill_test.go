@@ -16,6 +16,7 @@ import (
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/dataset/synth"
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
 var (
@@ -255,7 +256,7 @@ func TestClaimsML1M(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads MovieLens-1M")
 	}
-	d, err := dataset.LoadML1M(sharedDir(t, "ml-1m"))
+	d, err := dataset.LoadML1M(sharedtest.Path(t, "data", "ml-1m"))
 	if err != nil {
 		t.Fatal(err)
 	}

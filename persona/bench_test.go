@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/memory"
 )
 
@@ -24,10 +23,7 @@ var ml1m struct {
 // ml1mProfiles distils every ml-1m user (random 90/10 split) with the stats
 // distiller, or skips when ../shared/data/ml-1m is absent.
 func ml1mProfiles(b *testing.B) []memory.Profile {
-	dir := filepath.Join("..", "..", "shared", "data", "ml-1m")
-	if _, err := os.Stat(dir); err != nil {
-		b.Skipf("%s absent: this benchmark needs the MovieLens fixtures", dir)
-	}
+	dir := sharedtest.Path(b, "data", "ml-1m")
 	ml1m.once.Do(func() {
 		d, err := dataset.LoadML1M(dir)
 		if err != nil {

@@ -2,14 +2,13 @@ package persona
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/dataset/synth"
+	"github.com/usersim/usersim/internal/sharedtest"
 	"github.com/usersim/usersim/memory"
 )
 
@@ -115,10 +114,7 @@ func TestML1MSeparation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("distils ml-1m")
 	}
-	dir := filepath.Join("..", "..", "shared", "data", "ml-1m")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("%s absent: this test needs the MovieLens fixtures", dir)
-	}
+	dir := sharedtest.Path(t, "data", "ml-1m")
 	d, err := dataset.LoadML1M(dir)
 	if err != nil {
 		t.Fatal(err)

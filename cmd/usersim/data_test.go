@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
 // runCLI runs the usersim command tree with args and returns its stdout.
@@ -24,17 +24,8 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func sharedDir(t *testing.T, name string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s absent: this test needs the MovieLens fixtures in ../shared/data", p)
-	}
-	return p
-}
-
 func TestDataStatsJSON(t *testing.T) {
-	dir := sharedDir(t, "ml-100k")
+	dir := sharedtest.Path(t, "data", "ml-100k")
 	out, err := runCLI(t, "data", "stats", "--dataset", "ml-100k", "--data-dir", dir, "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +40,7 @@ func TestDataStatsJSON(t *testing.T) {
 }
 
 func TestDataStatsText(t *testing.T) {
-	dir := sharedDir(t, "ml-1m")
+	dir := sharedtest.Path(t, "data", "ml-1m")
 	out, err := runCLI(t, "data", "stats", "--dataset", "ml-1m", "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)

@@ -13,17 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// sharedPath returns ../shared/rel from the module root, or skips.
-func sharedPath(t *testing.T, rel string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s is absent (../shared not available): %v", p, err)
-	}
-	return p
-}
+	"github.com/usersim/usersim/internal/sharedtest"
+)
 
 // runModel runs `usersim model ARGS...` and returns stdout and stderr.
 func runModel(t *testing.T, args ...string) (string, string, error) {
@@ -41,8 +33,8 @@ func runModel(t *testing.T, args ...string) (string, string, error) {
 
 func storiesGolden(t *testing.T) (gguf string, text string) {
 	t.Helper()
-	gguf = sharedPath(t, "models/stories260K/stories260K.gguf")
-	b, err := os.ReadFile(sharedPath(t, "golden/stories260K/generate_greedy_200.json"))
+	gguf = sharedtest.Path(t, "models/stories260K/stories260K.gguf")
+	b, err := os.ReadFile(sharedtest.Path(t, "golden/stories260K/generate_greedy_200.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +283,7 @@ func TestModelPull(t *testing.T) {
 // SentencePiece tokenizer.model (no tokenizer.json) converts to GGUF and
 // back, and the three forms report the same parameters.
 func TestModelConvertHFWithTokenizerModel(t *testing.T) {
-	src := sharedPath(t, "golden/hf/llama")
+	src := sharedtest.Path(t, "golden/hf/llama")
 	if _, err := os.Stat(filepath.Join(src, "tokenizer.model")); err != nil {
 		t.Skip("no tokenizer.model in golden/hf/llama")
 	}

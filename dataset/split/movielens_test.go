@@ -1,43 +1,18 @@
 package split
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/internal/sharedtest"
 )
-
-// sharedData returns ../shared/data/NAME from the module root, skipping the
-// test when it is absent (a user's machine has no ../shared).
-func sharedData(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s absent: this test needs the MovieLens fixtures in ../shared/data", p)
-	}
-	return p
-}
 
 // TestPaperML100K runs the paper's protocol on MovieLens 100K, which has
 // timestamps: 216 users have 100–200 ratings (as the prototype in
 // ../shared/notes found), 200 are sampled and split 60/40 by time.
 func TestPaperML100K(t *testing.T) {
-	d, err := dataset.Load(t.Context(), "ml-100k", sharedData(t, "ml-100k"))
+	d, err := dataset.Load(t.Context(), "ml-100k", sharedtest.Path(t, "data", "ml-100k"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +42,7 @@ func TestPaperML1MNoTimestamps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads a million ratings")
 	}
-	dir := sharedData(t, "ml-1m")
+	dir := sharedtest.Path(t, "data", "ml-1m")
 	d, err := dataset.Load(t.Context(), "ml-1m", dir)
 	if err != nil {
 		t.Fatal(err)

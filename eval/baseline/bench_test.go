@@ -2,14 +2,12 @@ package baseline
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/internal/sharedtest"
 )
 
 var (
@@ -21,11 +19,7 @@ var (
 // loadML1M loads ../shared/data/ml-1m once, or skips when it is absent.
 func loadML1M(b *testing.B) *dataset.Dataset {
 	b.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", "ml-1m")
-	if _, err := os.Stat(dir); err != nil {
-		b.Skipf("skipping: %s not found (needs ../shared/data/ml-1m beside the repository)", dir)
-	}
+	dir := sharedtest.Path(b, "data", "ml-1m")
 	ml1mOnce.Do(func() { ml1m, ml1mErr = dataset.LoadML1M(dir) })
 	if ml1mErr != nil {
 		b.Fatal(ml1mErr)
