@@ -19,43 +19,38 @@ import (
 	"github.com/usersim/usersim/slm/tokenizer"
 )
 
-// The compact default base
+// CompactPreset is a named size of the compact default base: the model
+// usersim creates, tokenizes for and pretrains when the user gives no model
+// (DESIGN.md §4).
 //
-// When the user gives no model, usersim creates a small Llama-architecture
-// model, trains its byte-level BPE tokenizer on the corpus, and pretrains it
-// on that corpus (DESIGN.md §4). Its size is set by what the engine can
-// pretrain for at least one full pass over the corpus on 2 cores in minutes:
-// the prototype of notes/compact-base-prototype.md showed that a base that
-// saw 9% of one pass, then frozen, makes every LoRA predict a constant.
+// Why these sizes. The base must see at least one full pass over its
+// corpus in pretraining (notes/compact-base-prototype.md: a base that saw
+// 9% of one pass, then frozen, made every LoRA predict a constant), on 2
+// cores, in minutes; so the engine's training speed decides how large it can
+// be. A training step costs about three forward passes (2N FLOPs per token
+// forward, 4N backward, for N weights). BenchmarkCompactForward measured the
+// forward pass with the loss over every position (what pretraining runs) at
+// a 4096-token vocabulary, 4×256 tokens, 2 threads, on the shared
+// development machine (load 3.5–4.5, medians of two runs of 3):
 //
-// The arithmetic. A training step costs about 6·N multiply-adds ×2 = 6N
-// FLOPs per token for N weights in matrix products (2N forward, 4N backward
-// for activations and weights), plus attention. The engine's matrix kernel
-// runs at about 100 GFLOPS on this machine's 2 cores at large shapes
-// (package kernels) and the forward pass of the SmolLM2-135M shape reaches
-// a few hundred prefill tokens/s, i.e. roughly 50–70 GFLOPS end to end; on
-// the narrow matrices of a few-million-parameter model the kernels and the
-// element-wise work are less efficient, so plan on 20–40 GFLOPS for a whole
-// training step. Then
+//	preset  params  forward tok/s   ≈ training tok/s   one pass of 2.9M tokens
+//	tiny    1.3M    5,200–8,900     1,700–3,000        16–28 min
+//	small   4.0M    3,800–5,300     1,300–1,800        27–37 min
+//	base    11.0M   1,800–2,600       600–900          54–80 min
 //
-//	tokens/s ≈ 30e9 / (6·N):  N = 1M → ≈5,000k/1 = 5k·… see table
-//
-//	N (matrix weights)   training tok/s at 30 GFLOPS   one pass of 6.5M tokens
-//	1.3M  (tiny)          ≈ 3,800                        ≈ 28 min
-//	4M    (small)         ≈ 1,250                        ≈ 1.5 h
-//	11M   (base)          ≈ 450                          ≈ 4 h
-//
-// (BenchmarkCompactForward measures the forward half of this on the
-// presets; a training step costs about three forwards.) The prototype's
-// corpus (ml-100k, 200 users, per-user text plus the prompts) was 6.5M
-// tokens; a corpus of the rating prompts alone for the 200-user training
-// pool is about 17k prompts × 170 tokens ≈ 2.9M tokens. So "tiny" and
-// "small" are the sizes that see one or more passes in the minutes the
-// offline default has; "base" is for a longer run or a smaller corpus.
-// The tied embedding (vocab × hidden) is a lookup on the way in, so only its
-// use as the output layer costs matrix work; it is counted in N above.
-
-// CompactPreset is a named size of the compact base.
+// 2.9M tokens is the rating prompts of the paper's ml-100k training pool
+// (17k prompts of about 170 tokens); the prototype's richer corpus was 6.5M.
+// Scaling the 135M model's prefill speed by parameters would promise tens of
+// thousands of tokens/s for a 1–2M model; these small models run far below
+// that because their narrow matrices keep the kernels at 15–40 GFLOPS
+// instead of ~100, and because the loss over the vocabulary is a fixed cost
+// per token: for tiny, Forward with the last logits only runs at 13,000 tok/s
+// against 5,200 with the loss (slm's logSumExp is scalar float64 math.Exp,
+// half of tiny's forward time in a profile). So "tiny" is the size that
+// sees a full pass of a ml-100k-sized prompt corpus in minutes today,
+// "small" (the default) the one to use once the loss is vectorised or the
+// corpus is smaller, and "base" is for longer runs. All use a context of
+// 512 (base: 1024), enough for a prompt with its memories.
 type CompactPreset struct {
 	Name    string `json:"name"`
 	Hidden  int    `json:"hidden"`
@@ -516,6 +511,17 @@ func writeCompactDir(dir string, m *Model, tok *tokenizer.Tokenizer, trained *to
 	}
 	if err := writeFileAtomic(filepath.Join(tmp, "generation_config.json"), append(data, '\n')); err != nil {
 		return err
+	}
+	// Temporary files are created 0600; the model is readable as any
+	// downloaded checkpoint is.
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Chmod(filepath.Join(tmp, e.Name()), 0o644); err != nil {
+			return err
+		}
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/tokenizer"
 )
 
@@ -161,8 +162,10 @@ func TestInitCompactRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
+		} else if st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, want 0644", f, st.Mode().Perm())
 		}
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(dir)); len(ents) != 1 {
@@ -376,44 +379,63 @@ func TestInitCompactErrors(t *testing.T) {
 	}
 }
 
-// BenchmarkCompactForward measures the forward pass (Loss over 4 sequences
-// of 256 tokens, 2 threads) of the compact presets at a 4096-token
-// vocabulary; a full training step costs about three times as much.
+// BenchmarkCompactForward measures the forward pass of the compact presets
+// at a 4096-token vocabulary, 4 sequences of 256 tokens, 2 threads: "loss"
+// is Loss with every token a target (what pretraining runs forward; a full
+// training step costs about three times as much), "prefill" is Forward with
+// the last position's logits only, which shows the cost of the loss over
+// the vocabulary. GFLOPS (loss only) counts 2 FLOPs per weight and token.
 //
 //	go test -run '^$' -bench CompactForward -benchtime 5x -count 3 ./slm/
 func BenchmarkCompactForward(b *testing.B) {
+	prev := kernels.Threads()
+	kernels.SetThreads(2)
+	defer kernels.SetThreads(prev)
 	for _, p := range CompactPresets() {
-		b.Run(p.Name, func(b *testing.B) {
-			cfg, err := CompactConfig(CompactOptions{Preset: p.Name, Vocab: 4096, BOS: 1, EOS: []int{2}})
-			if err != nil {
-				b.Fatal(err)
+		cfg, err := CompactConfig(CompactOptions{Preset: p.Name, Vocab: 4096, BOS: 1, EOS: []int{2}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.InitPretrain(rand.New(rand.NewPCG(1, 1)), 0.02); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(2, 2))
+		const seqs, T = 4, 256
+		batch := make([]TrainSeq, seqs)
+		for i := range batch {
+			toks := make([]int, T)
+			for j := range toks {
+				toks[j] = rng.IntN(cfg.Vocab)
 			}
-			m, err := New(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := m.InitPretrain(rand.New(rand.NewPCG(1, 1)), 0.02); err != nil {
-				b.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(2, 2))
-			const seqs, T = 4, 256
-			batch := make([]TrainSeq, seqs)
-			for i := range batch {
-				toks := make([]int, T)
-				for j := range toks {
-					toks[j] = rng.IntN(cfg.Vocab)
+			batch[i] = TrainSeq{Tokens: toks}
+		}
+		for _, mode := range []string{"loss", "prefill"} {
+			b.Run(p.Name+"/"+mode, func(b *testing.B) {
+				for range b.N {
+					var err error
+					if mode == "loss" {
+						_, _, err = m.Loss(context.Background(), batch)
+					} else {
+						fb := make([]Sequence, seqs)
+						for i := range fb {
+							fb[i] = Sequence{Cache: m.NewCache(), Tokens: batch[i].Tokens}
+						}
+						_, err = m.Forward(context.Background(), fb)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
-				batch[i] = TrainSeq{Tokens: toks}
-			}
-			b.ResetTimer()
-			for range b.N {
-				if _, _, err := m.Loss(context.Background(), batch); err != nil {
-					b.Fatal(err)
+				s := b.Elapsed().Seconds()
+				b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
+				if mode == "loss" {
+					b.ReportMetric(float64(2*CompactParams(cfg)*seqs*T*int64(b.N))/s/1e9, "GFLOPS")
 				}
-			}
-			s := b.Elapsed().Seconds()
-			b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
-			b.ReportMetric(float64(2*CompactParams(cfg)*seqs*T*int64(b.N))/s/1e9, "GFLOPS")
-		})
+			})
+		}
 	}
 }
