@@ -91,7 +91,8 @@ type CompactOptions struct {
 	// Preset is "tiny", "small" or "base" ("" means DefaultCompactPreset).
 	Preset string `json:"preset"`
 	// Overrides of the preset; 0 keeps the preset's value. FFN 0 means
-	// CompactFFN(Hidden).
+	// CompactFFN(Hidden). When Heads is set and KVHeads is not, the preset's
+	// KV heads are kept if they divide Heads, else KVHeads = Heads.
 	Hidden  int `json:"hidden,omitempty"`
 	Layers  int `json:"layers,omitempty"`
 	Heads   int `json:"heads,omitempty"`
@@ -170,16 +171,13 @@ func CompactConfig(opt CompactOptions) (Config, error) {
 		return Config{}, fmt.Errorf("compact model: heads %d is not a multiple of kv-heads %d", heads, kv)
 	case (hidden/heads)%2 != 0:
 		return Config{}, fmt.Errorf("compact model: head width %d (hidden %d / heads %d) must be even for RoPE", hidden/heads, hidden, heads)
-	case opt.BOS >= opt.Vocab:
+	case opt.BOS < -1 || opt.BOS >= opt.Vocab:
 		return Config{}, fmt.Errorf("compact model: bos %d outside the vocabulary of %d", opt.BOS, opt.Vocab)
 	}
 	for _, e := range opt.EOS {
 		if e < 0 || e >= opt.Vocab {
 			return Config{}, fmt.Errorf("compact model: eos %d outside the vocabulary of %d", e, opt.Vocab)
 		}
-	}
-	if opt.BOS < -1 {
-		cfg.BOS = -1
 	}
 	cfg.HeadDim = hidden / heads
 	cfg.RopeDim = cfg.HeadDim

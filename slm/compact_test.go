@@ -82,6 +82,12 @@ func TestCompactConfigOverridesAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c, err := CompactConfig(CompactOptions{Preset: "small", Heads: 2, Vocab: 10}); err != nil || c.KVHeads != 2 {
+		t.Errorf("heads 2 on small (kv 4): kv %d, %v; want 2", c.KVHeads, err)
+	}
+	if c, err := CompactConfig(CompactOptions{Preset: "small", Heads: 16, Vocab: 10}); err != nil || c.KVHeads != 4 {
+		t.Errorf("heads 16 on small (kv 4): kv %d, %v; want 4", c.KVHeads, err)
+	}
 	if cfg.Hidden != 192 || cfg.Layers != 3 || cfg.Heads != 6 || cfg.KVHeads != 2 || cfg.HeadDim != 32 || cfg.FFN != 500 || cfg.MaxContext != 128 || cfg.BOS != -1 {
 		t.Errorf("overrides not applied: %+v", cfg)
 	}
@@ -98,6 +104,7 @@ func TestCompactConfigOverridesAndErrors(t *testing.T) {
 		{"odd head", CompactOptions{Hidden: 36, Heads: 4, KVHeads: 4, Vocab: 10}, "must be even"},
 		{"eos", CompactOptions{Vocab: 10, EOS: []int{10}}, "eos 10 outside"},
 		{"bos", CompactOptions{Vocab: 10, BOS: 12}, "bos 12 outside"},
+		{"bos negative", CompactOptions{Vocab: 10, BOS: -2}, "bos -2 outside"},
 	} {
 		_, err := CompactConfig(c.opt)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -228,7 +235,7 @@ func TestInitCompactRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, ok := tok.ID(kw)
-		if !ok || !contains(ids, id) {
+		if !ok || !containsID(ids, id) {
 			t.Errorf("%q: not a single token (ids %v, id %d %v)", kw, ids, id, ok)
 		}
 	}
@@ -271,7 +278,7 @@ func TestInitCompactRoundTrip(t *testing.T) {
 	}
 }
 
-func contains(ids []int, id int) bool {
+func containsID(ids []int, id int) bool {
 	for _, x := range ids {
 		if x == id {
 			return true
