@@ -559,3 +559,20 @@ func equalSnapshots(a, b [][]uint32) bool {
 	}
 	return true
 }
+
+func TestExpf(t *testing.T) {
+	var worst float64
+	for x := float32(-87); x <= 88; x += 0.0137 {
+		want := math.Exp(float64(x))
+		if d := math.Abs(float64(expf(x))-want) / want; d > worst {
+			worst = d
+		}
+	}
+	t.Logf("max relative error %.3g", worst)
+	if worst > 3e-7 {
+		t.Errorf("expf relative error up to %g", worst)
+	}
+	if expf(100) != float32(math.Inf(1)) || expf(-100) != 0 {
+		t.Error("expf out of range")
+	}
+}
