@@ -468,7 +468,9 @@ func charsPerToken(ctx context.Context, tok *tokenizer.Tokenizer, text []byte, l
 // writeCompactDir writes the model directory into a temporary directory
 // beside dir and renames it into place.
 func writeCompactDir(dir string, m *Model, tok *tokenizer.Tokenizer, trained *tokenizer.Trained, overwrite bool) (err error) {
-	dir = filepath.Clean(dir)
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
