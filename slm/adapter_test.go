@@ -336,7 +336,7 @@ func TestStoriesLoRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := train.DefaultConfig(80, len(set), 2e-2)
+	tc := train.DefaultConfig(120, len(set), 1e-2)
 	tc.NoProgress, tc.WeightDecay = true, 0
 	if _, err := train.Train(context.Background(), obj, tc); err != nil {
 		t.Fatal(err)
