@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
@@ -262,6 +263,42 @@ func TestFitErrors(t *testing.T) {
 	}
 	if _, err := New("nope", 1); err == nil {
 		t.Error("New(nope) succeeded")
+	}
+}
+
+// TestSGDSettingsChecked checks that SVD and SVD++ refuse bad settings and
+// name themselves in their errors.
+func TestSGDSettingsChecked(t *testing.T) {
+	w := newWorld(6, 10, 10, 1, 0.5, 0.3, 0.3, 0.2)
+	rows := []int32{0, 1, 2}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name             string
+		factors, epochs  int
+		lr, reg, initStd float64
+		wantErr          bool
+	}{
+		{"valid", 4, 1, 0.01, 0.02, 0.1, false},
+		{"zero factors", 0, 1, 0.01, 0.02, 0.1, true},
+		{"negative epochs", 4, -1, 0.01, 0.02, 0.1, true},
+		{"zero lr", 4, 1, 0, 0.02, 0.1, true},
+		{"negative reg", 4, 1, 0.01, -0.1, 0.1, true},
+		{"negative init std", 4, 1, 0.01, 0.02, -1, true},
+	} {
+		svd, svdpp := NewSVD(1), NewSVDpp(1)
+		svd.Factors, svd.Epochs, svd.LR, svd.Reg, svd.InitStd = tc.factors, tc.epochs, tc.lr, tc.reg, tc.initStd
+		svdpp.Factors, svdpp.Epochs, svdpp.LR, svdpp.Reg, svdpp.InitStd = tc.factors, tc.epochs, tc.lr, tc.reg, tc.initStd
+		for _, p := range []Predictor{svd, svdpp} {
+			err := p.Fit(ctx, w.d, rows)
+			if prefix := p.Name() + ": invalid settings"; tc.wantErr != (err != nil) || err != nil && !strings.HasPrefix(err.Error(), prefix) {
+				t.Errorf("%s %s: err = %v, want error %v starting %q", p.Name(), tc.name, err, tc.wantErr, prefix)
+			}
+		}
+	}
+	for _, p := range []Predictor{NewSVD(1), NewSVDpp(1)} {
+		if err := p.Fit(ctx, w.d, nil); err == nil || !strings.HasPrefix(err.Error(), p.Name()+": ") {
+			t.Errorf("%s without rows: err = %v, want it to start %q", p.Name(), err, p.Name()+": ")
+		}
 	}
 }
 

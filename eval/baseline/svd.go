@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"github.com/usersim/usersim/dataset"
 )
@@ -51,16 +52,13 @@ func (m *SVD) Name() string { return "svd" }
 // Fit trains the model on the training rows. The context is checked between
 // epochs.
 func (m *SVD) Fit(ctx context.Context, d *dataset.Dataset, train []int32) error {
-	if m.Factors <= 0 || m.Epochs < 0 || m.LR <= 0 || m.Reg < 0 || m.InitStd < 0 {
-		return fmt.Errorf("svd: invalid settings (factors %d, epochs %d, lr %g, reg %g, init std %g)",
-			m.Factors, m.Epochs, m.LR, m.Reg, m.InitStd)
-	}
-	t, err := newTrainSet(d, train)
+	t, rng, err := sgdStart("svd", sgdSettings{
+		factors: m.Factors, epochs: m.Epochs, lr: m.LR, reg: m.Reg, initStd: m.InitStd, seed: m.Seed,
+	}, d, train)
 	if err != nil {
-		return fmt.Errorf("svd: %w", err)
+		return err
 	}
 	m.t = nil
-	rng := newRNG(m.Seed)
 	k := m.Factors
 	pu := toF32(normalSlice(rng, t.nUsers*k, m.InitMean, m.InitStd))
 	qi := toF32(normalSlice(rng, t.nItems*k, m.InitMean, m.InitStd))
@@ -110,6 +108,28 @@ func (m *SVD) Predict(user, item int32) float64 {
 		est += float64(dot32(m.pu[int(user)*k:int(user)*k+k], m.qi[int(item)*k:int(item)*k+k]))
 	}
 	return clampTo(t.scale, est)
+}
+
+// sgdSettings are the hyperparameters SVD and SVD++ share.
+type sgdSettings struct {
+	factors, epochs  int
+	lr, reg, initStd float64
+	seed             int64
+}
+
+// sgdStart checks s and builds the training set of the rows, returning it
+// with the generator, seeded from s, that draws the initial factors and the
+// visiting order. Errors start with name.
+func sgdStart(name string, s sgdSettings, d *dataset.Dataset, train []int32) (*trainSet, *rand.Rand, error) {
+	if s.factors <= 0 || s.epochs < 0 || s.lr <= 0 || s.reg < 0 || s.initStd < 0 {
+		return nil, nil, fmt.Errorf("%s: invalid settings (factors %d, epochs %d, lr %g, reg %g, init std %g)",
+			name, s.factors, s.epochs, s.lr, s.reg, s.initStd)
+	}
+	t, err := newTrainSet(d, train)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, newRNG(s.seed), nil
 }
 
 func normalSlice(rng interface{ NormFloat64() float64 }, n int, mean, std float64) []float64 {

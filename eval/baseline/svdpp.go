@@ -2,7 +2,6 @@ package baseline
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/usersim/usersim/dataset"
@@ -55,16 +54,13 @@ func (m *SVDpp) Name() string { return "svdpp" }
 // Fit trains the model on the training rows. The context is checked between
 // epochs.
 func (m *SVDpp) Fit(ctx context.Context, d *dataset.Dataset, train []int32) error {
-	if m.Factors <= 0 || m.Epochs < 0 || m.LR <= 0 || m.Reg < 0 || m.InitStd < 0 {
-		return fmt.Errorf("svdpp: invalid settings (factors %d, epochs %d, lr %g, reg %g, init std %g)",
-			m.Factors, m.Epochs, m.LR, m.Reg, m.InitStd)
-	}
-	t, err := newTrainSet(d, train)
+	t, rng, err := sgdStart("svdpp", sgdSettings{
+		factors: m.Factors, epochs: m.Epochs, lr: m.LR, reg: m.Reg, initStd: m.InitStd, seed: m.Seed,
+	}, d, train)
 	if err != nil {
-		return fmt.Errorf("svdpp: %w", err)
+		return err
 	}
 	m.t = nil
-	rng := newRNG(m.Seed)
 	k := m.Factors
 	pu := normalSlice(rng, t.nUsers*k, m.InitMean, m.InitStd)
 	qi := normalSlice(rng, t.nItems*k, m.InitMean, m.InitStd)
