@@ -111,23 +111,47 @@ func parseML1M(ctx context.Context, in ml1mFiles) (*Dataset, error) {
 	return d, nil
 }
 
-func parseML1MMovies(d *Dataset, items *idTable, data []byte, file string) error {
+// The metadata tables of MovieLens 1M and 100K (u.item's field count
+// depends on u.genre: see ml100kItemTable).
+var (
+	ml1mMovieTable   = table{sep: "::", fields: 3, layout: "MovieID::Title::Genres"}
+	ml1mUserTable    = table{sep: "::", fields: 5, layout: "UserID::Gender::Age::Occupation::Zip-code"}
+	ml100kGenreTable = table{sep: "|", fields: 2, layout: "name|index"}
+	ml100kUserTable  = table{sep: "|", fields: 5, layout: "id|age|gender|occupation|zip"}
+)
+
+func ml100kItemTable(genres int) table {
+	return table{sep: "|", fields: 5 + genres,
+		layout: fmt.Sprintf("id|title|release date|video release date|URL|%d genre flags", genres)}
+}
+
+// table is the shape of a metadata file: lines of fields split by sep, the
+// same number on every line.
+type table struct {
+	sep    string
+	fields int    // every non-blank line has exactly this many
+	layout string // the fields by name, for error messages
+}
+
+// eachRecord decodes data (see decodeText) and calls fn with the fields of
+// each non-blank line, numbered from 1; the fields alias a buffer reused
+// from line to line. A line with another field count is an ErrFieldCount
+// error, a file without records an ErrEmpty one.
+func (t table) eachRecord(data []byte, file string, fn func(no int, f [][]byte) error) error {
 	text, err := decodeText(data, file)
 	if err != nil {
 		return err
 	}
-	buf := make([][]byte, 0, 4)
+	sep := []byte(t.sep)
+	buf := make([][]byte, 0, t.fields+1)
 	n := 0
 	err = eachLine(text, func(no int, line []byte) error {
-		f := split(line, []byte("::"), buf)
-		if len(f) != 3 {
-			return perrf(file, no, "", "%w: %d fields in %q, want 3 (MovieID::Title::Genres)", ErrFieldCount, len(f), line)
-		}
-		if err := addMovie(d, items, f[0], string(f[1]), splitGenres(string(f[2]), "|")); err != nil {
-			return perr(file, no, "movie id", err)
+		f := split(line, sep, buf)
+		if len(f) != t.fields {
+			return perrf(file, no, "", "%w: %d fields in %q, want %d (%s)", ErrFieldCount, len(f), line, t.fields, t.layout)
 		}
 		n++
-		return nil
+		return fn(no, f)
 	})
 	if err != nil {
 		return err
@@ -138,18 +162,17 @@ func parseML1MMovies(d *Dataset, items *idTable, data []byte, file string) error
 	return nil
 }
 
-func parseML1MUsers(d *Dataset, users *idTable, data []byte, file string) error {
-	text, err := decodeText(data, file)
-	if err != nil {
-		return err
-	}
-	buf := make([][]byte, 0, 6)
-	n := 0
-	err = eachLine(text, func(no int, line []byte) error {
-		f := split(line, []byte("::"), buf)
-		if len(f) != 5 {
-			return perrf(file, no, "", "%w: %d fields in %q, want 5 (UserID::Gender::Age::Occupation::Zip-code)", ErrFieldCount, len(f), line)
+func parseML1MMovies(d *Dataset, items *idTable, data []byte, file string) error {
+	return ml1mMovieTable.eachRecord(data, file, func(no int, f [][]byte) error {
+		if err := addMovie(d, items, f[0], string(f[1]), splitGenres(string(f[2]), "|")); err != nil {
+			return perr(file, no, "movie id", err)
 		}
+		return nil
+	})
+}
+
+func parseML1MUsers(d *Dataset, users *idTable, data []byte, file string) error {
+	return ml1mUserTable.eachRecord(data, file, func(no int, f [][]byte) error {
 		u := User{ID: string(f[0]), Gender: string(f[1]), Zip: string(f[4])}
 		if u.Gender != "M" && u.Gender != "F" {
 			return perrf(file, no, "gender", "%q is not M or F", f[1])
@@ -167,16 +190,8 @@ func parseML1MUsers(d *Dataset, users *idTable, data []byte, file string) error 
 		if err := addUser(d, users, f[0], u); err != nil {
 			return perr(file, no, "user id", err)
 		}
-		n++
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return perr(file, 0, "", ErrEmpty)
-	}
-	return nil
 }
 
 // addMovie adds an item whose id is a MovieLens number and whose title is
@@ -335,17 +350,8 @@ func parseML100K(ctx context.Context, in ml100kFiles) (*Dataset, error) {
 
 // parseML100KGenres reads u.genre: "name|index" lines, indices 0..n-1.
 func parseML100KGenres(data []byte, file string) ([]string, error) {
-	text, err := decodeText(data, file)
-	if err != nil {
-		return nil, err
-	}
 	var names []string
-	buf := make([][]byte, 0, 3)
-	err = eachLine(text, func(no int, line []byte) error {
-		f := split(line, []byte("|"), buf)
-		if len(f) != 2 {
-			return perrf(file, no, "", "%w: %d fields in %q, want 2 (name|index)", ErrFieldCount, len(f), line)
-		}
+	err := ml100kGenreTable.eachRecord(data, file, func(no int, f [][]byte) error {
 		i, err := strconv.Atoi(string(f[1]))
 		if err != nil || i != len(names) {
 			return perrf(file, no, "index", "%q, want %d (genres are numbered in order from 0)", f[1], len(names))
@@ -356,27 +362,13 @@ func parseML100KGenres(data []byte, file string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(names) == 0 {
-		return nil, perr(file, 0, "", ErrEmpty)
-	}
 	return names, nil
 }
 
 // parseML100KItems reads u.item: id|title|release date|video release
 // date|IMDb URL|one 0/1 flag per genre.
 func parseML100KItems(d *Dataset, items *idTable, genres []string, data []byte, file string) error {
-	text, err := decodeText(data, file)
-	if err != nil {
-		return err
-	}
-	want := 5 + len(genres)
-	buf := make([][]byte, 0, want+1)
-	n := 0
-	err = eachLine(text, func(no int, line []byte) error {
-		f := split(line, []byte("|"), buf)
-		if len(f) != want {
-			return perrf(file, no, "", "%w: %d fields, want %d (id|title|release date|video release date|URL|%d genre flags)", ErrFieldCount, len(f), want, len(genres))
-		}
+	return ml100kItemTable(len(genres)).eachRecord(data, file, func(no int, f [][]byte) error {
 		var gs []string
 		for g, flag := range f[5:] {
 			switch string(flag) {
@@ -398,31 +390,13 @@ func parseML100KItems(d *Dataset, items *idTable, genres []string, data []byte, 
 				}
 			}
 		}
-		n++
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return perr(file, 0, "", ErrEmpty)
-	}
-	return nil
 }
 
 // parseML100KUsers reads u.user: id|age|gender|occupation|zip.
 func parseML100KUsers(d *Dataset, users *idTable, data []byte, file string) error {
-	text, err := decodeText(data, file)
-	if err != nil {
-		return err
-	}
-	buf := make([][]byte, 0, 6)
-	n := 0
-	err = eachLine(text, func(no int, line []byte) error {
-		f := split(line, []byte("|"), buf)
-		if len(f) != 5 {
-			return perrf(file, no, "", "%w: %d fields in %q, want 5 (id|age|gender|occupation|zip)", ErrFieldCount, len(f), line)
-		}
+	return ml100kUserTable.eachRecord(data, file, func(no int, f [][]byte) error {
 		age, err := strconv.Atoi(string(f[1]))
 		if err != nil || age < 0 || age > 150 {
 			return perrf(file, no, "age", "%q is not an age in years", f[1])
@@ -434,14 +408,6 @@ func parseML100KUsers(d *Dataset, users *idTable, data []byte, file string) erro
 		if err := addUser(d, users, f[0], u); err != nil {
 			return perr(file, no, "user id", err)
 		}
-		n++
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return perr(file, 0, "", ErrEmpty)
-	}
-	return nil
 }

@@ -400,3 +400,54 @@ func TestLoadML10M(t *testing.T) {
 		t.Errorf("3.5 as ml-1m: %v", err)
 	}
 }
+
+// TestParseML100KMetadataErrors checks that each metadata file's errors name
+// the file, line and field, and that a wrong field count says what it wants.
+func TestParseML100KMetadataErrors(t *testing.T) {
+	genre := "unknown|0\nAction|1\n"
+	item := "1|Toy Story (1995)|01-Jan-1995||http://x|0|1\n"
+	user := "1|24|M|technician|85711\n"
+	tests := []struct {
+		name              string
+		genre, item, user string
+		file              string
+		line              int
+		field             string
+		is                error
+		msg               string
+	}{
+		{"genre field count", "unknown|0\nAction\n", item, user, "u.genre", 2, "", ErrFieldCount, `1 fields in "Action", want 2 (name|index)`},
+		{"genre index gap", "unknown|0\nAction|2\n", item, user, "u.genre", 2, "index", nil, "want 1"},
+		{"genre empty", "\n\n", item, user, "u.genre", 0, "", ErrEmpty, ""},
+		{"item field count", genre, "\n1|Toy Story (1995)|01-Jan-1995||http://x|0\n", user, "u.item", 2, "", ErrFieldCount, "want 7 (id|title|release date|video release date|URL|2 genre flags)"},
+		{"item flag", genre, "1|Toy Story (1995)|01-Jan-1995||http://x|0|2\n", user, "u.item", 1, "genre Action", nil, `flag "2"`},
+		{"item empty", genre, "", user, "u.item", 0, "", ErrEmpty, ""},
+		{"user field count", genre, item, "1|24|M|technician\n", "u.user", 1, "", ErrFieldCount, "want 5 (id|age|gender|occupation|zip)"},
+		{"user age", genre, item, "1|old|M|technician|85711\n", "u.user", 1, "age", nil, `"old"`},
+		{"user duplicate", genre, item, user + user, "u.user", 2, "user id", ErrDuplicate, ""},
+		{"user blank", genre, item, " \r\n", "u.user", 0, "", ErrEmpty, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := ml100kFiles{
+				item: []byte(tt.item), genre: []byte(tt.genre), user: []byte(tt.user),
+				itemName: "u.item", genreName: "u.genre", uName: "u.user",
+				data: strings.NewReader("1\t1\t3\t881250949\n"), dataName: "u.data",
+			}
+			_, err := parseML100K(context.Background(), in)
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *ParseError", err)
+			}
+			if pe.File != tt.file || pe.Line != tt.line || pe.Field != tt.field {
+				t.Errorf("error at %s:%d field %q, want %s:%d field %q (%v)", pe.File, pe.Line, pe.Field, tt.file, tt.line, tt.field, err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("err = %v, want errors.Is %v", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("err = %q, want it to contain %q", err, tt.msg)
+			}
+		})
+	}
+}
