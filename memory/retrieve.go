@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/internal/vec"
 )
 
 // ItemEmbedder maps an item (dense index) to a vector. Retrieval compares
@@ -103,12 +104,12 @@ func NewFeatureEmbedder(st *Stats, opt FeatureOptions) *FeatureEmbedder {
 			for _, w := range titles[i] {
 				tb[pick(TitleDims, w)] += float32(idf[w])
 			}
-			normalize(tb)
+			vec.Normalize(tb)
 			for k := range tb {
 				tb[k] *= float32(opt.Title)
 			}
 		}
-		normalize(v)
+		vec.Normalize(v)
 	}
 	return e
 }
@@ -162,20 +163,6 @@ func (e *FeatureEmbedder) Embed(item int32) []float32 {
 		return nil
 	}
 	return e.vecs[int(item)*e.dim : int(item+1)*e.dim]
-}
-
-func normalize(v []float32) {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	if s == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(s))
-	for k := range v {
-		v[k] *= inv
-	}
 }
 
 // Cosine returns the cosine similarity of a and b (0 when either is zero or

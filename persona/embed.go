@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/usersim/usersim/memory"
@@ -48,19 +47,4 @@ func NewEmbedder(name string, seed int64) (Embedder, error) {
 		return nil, errors.New("persona: the openai embedder needs a client and a model (use persona.OpenAI)")
 	}
 	return nil, fmt.Errorf("persona: unknown embedder %q (want tfidf, lsa, behaviour or openai)", name)
-}
-
-// normalize scales v to unit Euclidean length (a zero vector stays zero).
-func normalize(v []float32) {
-	var s float64
-	for _, f := range v {
-		s += float64(f) * float64(f)
-	}
-	if s == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(s))
-	for i := range v {
-		v[i] *= inv
-	}
 }

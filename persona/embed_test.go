@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/usersim/usersim/internal/vec"
 	"github.com/usersim/usersim/llm"
 	"github.com/usersim/usersim/memory"
 )
@@ -259,7 +260,7 @@ func TestOpenAIEmbedder(t *testing.T) {
 	}
 	for i, p := range ps {
 		want := []float32{float32(len(p.Description)), float32(strings.Count(p.Description, "a")), 1}
-		normalize(want)
+		vec.Normalize(want)
 		for j := range want {
 			if math.Abs(float64(v[i][j]-want[j])) > 1e-6 {
 				t.Fatalf("profile %d: %v, want %v", i, v[i], want)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/usersim/usersim/internal/vec"
 )
 
 // blobs draws n points around k well-separated centres in d dimensions and
@@ -190,7 +192,7 @@ func TestKMeansSparseMatchesDense(t *testing.T) {
 			}
 			x[i][j] += float32(1 + rng.Float64())
 		}
-		normalize(x[i])
+		vec.Normalize(x[i])
 	}
 	if newPoints(x, true).idx == nil {
 		t.Fatal("sparse vectors did not take the sparse path")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/usersim/usersim/internal/vec"
 	"github.com/usersim/usersim/llm"
 	"github.com/usersim/usersim/memory"
 )
@@ -82,7 +83,7 @@ func (o *OpenAI) Embed(ctx context.Context, profiles []memory.Profile) ([][]floa
 				return nil, fmt.Errorf("persona: openai embedder: user %s: vector of %d dimensions, want %d", batch[i].User, len(v), want)
 			}
 			v = clone(v)
-			normalize(v)
+			vec.Normalize(v)
 			out = append(out, v)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/usersim/usersim/internal/vec"
 	"github.com/usersim/usersim/memory"
 )
 
@@ -144,7 +145,7 @@ func (t *TFIDF) Embed(ctx context.Context, profiles []memory.Profile) ([][]float
 			}
 			v[c] = float32(s)
 		}
-		normalize(v)
+		vec.Normalize(v)
 		out[i] = v
 	}
 	return out, nil

@@ -1,8 +1,9 @@
 package split
 
 import (
-	"math/bits"
 	"math/rand/v2"
+
+	"github.com/usersim/usersim/internal/pcg"
 )
 
 // rng draws from a PCG generator (a fully specified algorithm) with
@@ -18,21 +19,12 @@ const (
 )
 
 func newRNG(seed int64, stream uint64) *rng {
-	return &rng{src: rand.NewPCG(uint64(seed), stream*0x9e3779b97f4a7c15+0x632be59bd9b4e019)}
+	return &rng{src: pcg.New(seed, stream)}
 }
 
-// intn returns a uniform integer in [0, n) (Lemire's method, unbiased).
-func (r *rng) intn(n int) int {
-	un := uint64(n)
-	hi, lo := bits.Mul64(r.src.Uint64(), un)
-	if lo < un {
-		thresh := -un % un
-		for lo < thresh {
-			hi, lo = bits.Mul64(r.src.Uint64(), un)
-		}
-	}
-	return int(hi)
-}
+// intn returns a uniform integer in [0, n); n must be positive (see
+// pcg.Intn).
+func (r *rng) intn(n int) int { return pcg.Intn(r.src, n) }
 
 // shuffle permutes s in place (Fisher–Yates).
 func shuffle[T any](r *rng, s []T) {

@@ -2,8 +2,9 @@ package synth
 
 import (
 	"math"
-	"math/bits"
 	"math/rand/v2"
+
+	"github.com/usersim/usersim/internal/pcg"
 )
 
 // rng is a small deterministic random source. It draws every value from a
@@ -24,7 +25,7 @@ const (
 )
 
 func newRNG(seed int64, stream uint64) *rng {
-	return &rng{src: rand.NewPCG(uint64(seed), stream*0x9e3779b97f4a7c15+0x632be59bd9b4e019)}
+	return &rng{src: pcg.New(seed, stream)}
 }
 
 // float64 returns a uniform value in [0, 1).
@@ -33,19 +34,9 @@ func (r *rng) float64() float64 { return float64(r.src.Uint64()>>11) / (1 << 53)
 // open01 returns a uniform value in (0, 1].
 func (r *rng) open01() float64 { return float64(r.src.Uint64()>>11+1) / (1 << 53) }
 
-// intn returns a uniform integer in [0, n); n must be positive.
-// Lemire's multiply-and-reject method, unbiased.
-func (r *rng) intn(n int) int {
-	un := uint64(n)
-	hi, lo := bits.Mul64(r.src.Uint64(), un)
-	if lo < un {
-		thresh := -un % un
-		for lo < thresh {
-			hi, lo = bits.Mul64(r.src.Uint64(), un)
-		}
-	}
-	return int(hi)
-}
+// intn returns a uniform integer in [0, n); n must be positive (see
+// pcg.Intn).
+func (r *rng) intn(n int) int { return pcg.Intn(r.src, n) }
 
 // between returns a uniform integer in [lo, hi].
 func (r *rng) between(lo, hi int) int { return lo + r.intn(hi-lo+1) }
