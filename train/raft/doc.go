@@ -1,0 +1,41 @@
+// Package raft builds the training text of usersim's user agents (DESIGN.md
+// §1, stage 3): retrieval-augmented fine-tuning (RAFT) examples, inference
+// prompts, their JSONL exports, and the pretraining corpus of the compact base.
+//
+// # The rating prompt
+//
+// Prompts are Go text/template files embedded in the binary
+// (templates/*.tmpl) and overridable from a directory (LoadTemplates,
+// Options.TemplateDir). A variant renders {variant}_system.tmpl (role play,
+// the three traits, the profile Ms) and {variant}_user.tmpl ("YOUR MEMORIES"
+// with the retrieved Ml entry, the TASK, the target "MOVIE: ..." line and
+// "RATING:"); movie.tmpl defines the shared blocks "movie", "memories" and
+// "task". The templates see PromptData. VariantPaper is the paper's prompt;
+// VariantDefault adds a collaborative anchor line (PromptData.Anchor, from
+// Inputs.Anchor) and a key-facts line next to the answer slot
+// (PromptData.KeyFacts), both switchable so their effect can be measured.
+//
+// Every number in a prompt comes from the training split (memory.Stats):
+// an item rated only in test rows has "no historical average rating".
+// The answer is the rating as scale text: "4", or "3.5" on half-star scales.
+// Example.Prompt is the plain rendering (system text, blank line, user text,
+// ending in "RATING:"); no chat template is applied here.
+//
+// # Retrieval
+//
+// A training example for the user's k-th training rating (oldest first)
+// retrieves the top-1 memory among interactions 0..k-1 only
+// (memory.Before(k)); the first rating has none, and its memory section
+// says "None yet: this is the first movie you rate." With Options.NoMemory
+// (Ms only) the memory section is left out entirely. An inference query
+// (Builder.BuildQuery, Builder.Queries) retrieves among all the user's
+// training interactions.
+//
+// # Corpus
+//
+// WriteCorpus writes, for every user of the training pool, profile
+// documents (the system text and a chunk of the remembered history in the
+// memory section's format) and every RAFT example's prompt with its answer,
+// rendered by the same templates, shuffled by a seed. Everything is
+// deterministic.
+package raft
