@@ -72,7 +72,8 @@ func (t *titler) noun(genres []int) string {
 }
 
 // title returns a new title in ml-1m style: a leading article moves to the
-// end ("Last Winter, The"). Repeated titles of the same year become sequels.
+// very end ("Last Winter, The"). Repeated titles become sequels, numbered
+// before the article as MovieLens writes them ("Last Winter II, The").
 func (t *titler) title(genres []int, year int) string {
 	var s string
 	switch t.r.intn(10) {
@@ -98,18 +99,19 @@ func (t *titler) title(genres []int, year int) string {
 	if rest, ok := strings.CutPrefix(s, "A "); ok && strings.ContainsAny(rest[:1], "AEIOU") {
 		s = "An " + rest
 	}
-	for _, article := range []string{"The ", "A ", "An "} {
-		if rest, ok := strings.CutPrefix(s, article); ok {
-			s = rest + ", " + strings.TrimSpace(article)
+	base, article := s, ""
+	for _, a := range []string{"The ", "A ", "An "} {
+		if rest, ok := strings.CutPrefix(s, a); ok {
+			base, article = rest, ", "+strings.TrimSpace(a)
 			break
 		}
 	}
-	base := s
+	s = base + article
 	for k := 0; t.seen[s]; k++ {
 		if k < len(sequels) {
-			s = base + " " + sequels[k]
+			s = base + " " + sequels[k] + article
 		} else {
-			s = base + " " + strconv.Itoa(k+2)
+			s = base + " " + strconv.Itoa(k+2) + article
 		}
 	}
 	t.seen[s] = true
