@@ -3,7 +3,10 @@ package raft
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
@@ -266,20 +269,43 @@ func Build(ctx context.Context, in Inputs, opt Options) ([]Example, error) {
 }
 
 // Build builds the examples of every selected user (see the function Build).
+// Users are built in parallel over the available cores; the result does not
+// depend on their number.
 func (b *Builder) Build(ctx context.Context) ([]Example, error) {
+	per := make([][]Example, len(b.users))
+	errs := make([]error, len(b.users))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(b.users)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= len(b.users) {
+					return
+				}
+				if errs[j] = ctx.Err(); errs[j] != nil {
+					return
+				}
+				per[j], errs[j] = b.appendUser(nil, b.users[j])
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	n := 0
-	for _, u := range b.users {
-		n += len(b.st.History(u))
+	for j := range per {
+		if errs[j] != nil {
+			return nil, errs[j]
+		}
+		n += len(per[j])
 	}
 	out := make([]Example, 0, n)
-	for _, u := range b.users {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		var err error
-		if out, err = b.appendUser(out, u); err != nil {
-			return nil, err
-		}
+	for _, exs := range per {
+		out = append(out, exs...)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/memory"
@@ -17,9 +18,11 @@ import (
 const DefaultSeparator = "\n<|eos|>\n"
 
 // DefaultCharsPerToken is the bytes per token assumed by the token estimate:
-// what a 2,048-id byte-level BPE with single digits measured on this kind of
-// text (notes/compact-base-prototype.md).
-const DefaultCharsPerToken = 2.6
+// the compact base's tokenizer (tokenizer.DefaultTrainOptions: 4,096 ids,
+// single digits) trained on the default synthetic world's corpus encodes it
+// at 4.02 bytes per token (BenchmarkCorpusTokens). A 2,048-id vocabulary
+// gave about 2.6 in the prototype (notes/compact-base-prototype.md).
+const DefaultCharsPerToken = 4.0
 
 // CorpusOptions configure the pretraining corpus.
 type CorpusOptions struct {
@@ -32,6 +35,11 @@ type CorpusOptions struct {
 	// PromptsOnly emits only the rating prompts with their answers, no
 	// profile documents.
 	PromptsOnly bool
+	// PromptsPerUser, when positive, keeps at most this many rating
+	// prompts per user (a seeded sample of the user's training ratings),
+	// so that a small base can see every user's prompt format within one
+	// pass; 0 keeps them all.
+	PromptsPerUser int
 	// MemoriesPerDoc cuts a user's profile document into chunks of this
 	// many remembered interactions, each chunk starting with the profile
 	// again (the system text); default 10, as the paper's batches.
@@ -108,6 +116,9 @@ func (b *Builder) WriteCorpus(ctx context.Context, w io.Writer, opt CorpusOption
 	if opt.CharsPerToken == 0 {
 		opt.CharsPerToken = DefaultCharsPerToken
 	}
+	if opt.PromptsPerUser < 0 {
+		return CorpusStats{}, fmt.Errorf("raft: corpus: PromptsPerUser %d is negative", opt.PromptsPerUser)
+	}
 	if opt.CharsPerToken < 0 {
 		return CorpusStats{}, fmt.Errorf("raft: corpus: CharsPerToken %v is negative", opt.CharsPerToken)
 	}
@@ -136,8 +147,17 @@ func (b *Builder) WriteCorpus(ctx context.Context, w io.Writer, opt CorpusOption
 				refs = append(refs, docRef{user: u, profile: true, k: k})
 			}
 		}
-		for k := range n {
-			refs = append(refs, docRef{user: u, k: k})
+		if opt.PromptsPerUser > 0 && opt.PromptsPerUser < n {
+			urng := rand.New(rand.NewPCG(opt.Seed, uint64(u)))
+			ks := urng.Perm(n)[:opt.PromptsPerUser]
+			slices.Sort(ks)
+			for _, k := range ks {
+				refs = append(refs, docRef{user: u, k: k})
+			}
+		} else {
+			for k := range n {
+				refs = append(refs, docRef{user: u, k: k})
+			}
 		}
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x7261667463727073)) // "raftcrps"

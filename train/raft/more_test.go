@@ -284,7 +284,7 @@ func TestCorpus(t *testing.T) {
 	if c3 == c1 || len(c3) != len(c1) {
 		t.Error("another seed should reorder the same documents")
 	}
-	if cs.Users != 2 || cs.PromptDocs != 7 || cs.ProfileDocs != 2 || cs.Bytes != int64(len(c1)) || cs.EstTokens != int64(float64(len(c1))/2.6) {
+	if cs.Users != 2 || cs.PromptDocs != 7 || cs.ProfileDocs != 2 || cs.Bytes != int64(len(c1)) || cs.EstTokens != int64(float64(len(c1))/DefaultCharsPerToken) {
 		t.Errorf("stats %+v (corpus %d bytes)", cs, len(c1))
 	}
 	docs := strings.Split(strings.TrimSuffix(c1, DefaultSeparator), DefaultSeparator)
