@@ -109,6 +109,9 @@ func parseNode(raw json.RawMessage, what string) (*hfNode, error) {
 // style with byte fallback (Mistral, Llama 2, TinyLlama, Phi-3). It encodes
 // as the Hugging Face tokenizers library does when EncodeOptions.ParseSpecial
 // is set (that library always matches special tokens in the text).
+// BOS and EOS come from the post-processor or else from the names of
+// special tokens (<s>, </s>, <|endoftext|>, ..., and Train's <|bos|> and
+// <|eos|>); PAD only from a special <|pad|>.
 func FromHFJSON(data []byte) (*Tokenizer, error) {
 	t, err := fromHFJSON(data)
 	if err != nil {
@@ -319,11 +322,16 @@ func fromHFJSON(data []byte) (*Tokenizer, error) {
 	if err := t.applyPostProcessor(f.PostProcessor); err != nil {
 		return nil, err
 	}
+	// Otherwise guessed from the names of special tokens, Train's defaults
+	// (DefaultTrainOptions) last.
 	if t.bos < 0 {
-		t.bos = t.firstSpecial("<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>")
+		t.bos = t.firstSpecial("<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>", "<|bos|>")
 	}
 	if t.eos < 0 {
-		t.eos = t.firstSpecial("</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", "<eos>")
+		t.eos = t.firstSpecial("</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", "<eos>", "<|eos|>")
+	}
+	if t.pad < 0 {
+		t.pad = t.firstSpecial("<|pad|>")
 	}
 	t.eog = collectEOG(t, t.eos, nil)
 	return t, nil
@@ -582,6 +590,11 @@ func parsePreTokenizer(raw json.RawMessage) ([]preTokenizer, preInfo, error) {
 					out = append(out, fast)
 					return nil
 				}
+				if *n.Pattern.Regex == digitPattern && b == splitMergedWithPrevious && !n.Invert {
+					// What Train writes for DigitsSingle: no regexp2 needed.
+					out = append(out, digitSplit{})
+					return nil
+				}
 				if p.re, err = compileRegex(*n.Pattern.Regex); err != nil {
 					return fmt.Errorf("pre_tokenizer: Split: %w", err)
 				}
@@ -595,7 +608,9 @@ func parsePreTokenizer(raw json.RawMessage) ([]preTokenizer, preInfo, error) {
 			info.byteLevel = true
 			p := byteLevelPre{addPrefixSpace: n.AddPrefixSpace != nil && *n.AddPrefixSpace}
 			p.split_ = n.UseRegex == nil || *n.UseRegex
-			out = append(out, p)
+			if p.addPrefixSpace || p.split_ { // else it is the identity
+				out = append(out, p)
+			}
 		case "Digits":
 			out = append(out, digitsPre{individual: n.IndividualDigits})
 		case "Metaspace":

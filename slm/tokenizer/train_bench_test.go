@@ -174,7 +174,8 @@ func BenchmarkTrainAlgorithm(b *testing.B) {
 }
 
 // BenchmarkEncodeTrained compares the trained in-memory tokenizer with its
-// tokenizer.json loaded by FromHFJSON, whose digit split runs on regexp2.
+// tokenizer.json loaded by FromHFJSON; both split digits with digitSplit
+// (BenchmarkDigitSplit compares it with the regexp2 Split it replaces).
 func BenchmarkEncodeTrained(b *testing.B) {
 	tr := trainedSmall(b)
 	data, err := tr.TokenizerJSON()
