@@ -202,20 +202,27 @@ func TestParseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseML1M(context.Background(), ml1m(tt.movies, tt.users, tt.ratings))
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want a *ParseError", err)
-			}
-			if pe.File != tt.file || pe.Line != tt.line || pe.Field != tt.field {
-				t.Errorf("error at %s:%d field %q, want %s:%d field %q (%v)", pe.File, pe.Line, pe.Field, tt.file, tt.line, tt.field, err)
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("err = %v, want errors.Is %v", err, tt.is)
-			}
-			if !strings.Contains(err.Error(), tt.file) {
-				t.Errorf("message %q does not name the file", err)
-			}
+			checkParseError(t, err, tt.file, tt.line, tt.field, tt.is, tt.file)
 		})
+	}
+}
+
+// checkParseError checks that err is a *ParseError at file:line in field,
+// that it wraps is (unless nil) and that its message contains msg.
+func checkParseError(t *testing.T, err error, file string, line int, field string, is error, msg string) {
+	t.Helper()
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want a *ParseError", err)
+	}
+	if pe.File != file || pe.Line != line || pe.Field != field {
+		t.Errorf("error at %s:%d field %q, want %s:%d field %q (%v)", pe.File, pe.Line, pe.Field, file, line, field, err)
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("err = %v, want errors.Is %v", err, is)
+	}
+	if !strings.Contains(err.Error(), msg) {
+		t.Errorf("err = %q, want it to contain %q", err, msg)
 	}
 }
 
@@ -435,19 +442,7 @@ func TestParseML100KMetadataErrors(t *testing.T) {
 				data: strings.NewReader("1\t1\t3\t881250949\n"), dataName: "u.data",
 			}
 			_, err := parseML100K(context.Background(), in)
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want a *ParseError", err)
-			}
-			if pe.File != tt.file || pe.Line != tt.line || pe.Field != tt.field {
-				t.Errorf("error at %s:%d field %q, want %s:%d field %q (%v)", pe.File, pe.Line, pe.Field, tt.file, tt.line, tt.field, err)
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("err = %v, want errors.Is %v", err, tt.is)
-			}
-			if !strings.Contains(err.Error(), tt.msg) {
-				t.Errorf("err = %q, want it to contain %q", err, tt.msg)
-			}
+			checkParseError(t, err, tt.file, tt.line, tt.field, tt.is, tt.msg)
 		})
 	}
 }
