@@ -111,10 +111,14 @@ func (p *batchPlan) dropout(sg adapterSeg, l int, mod lora.Module, in int, prob 
 // projectBackward is project's backward: given dy (n×Out), the loss gradient
 // at out, it adds into dx (n×In) the gradient at x, dy·W plus the adapters'
 // share, unless dx is nil, and accumulates the gradients of the adapters'
-// A and B into their pairs' GA and GB. The base weights get no gradient.
+// A and B into their pairs' GA and GB. The base weights get a gradient only
+// with base gradients switched on (p.grads): dW += dyᵀ·x, db += Σ dy.
 func (m *Model) projectBackward(lin *Linear, l int, mod lora.Module, dx, dy, x []float32, a *LayerActs, p *batchPlan) {
 	if dx != nil {
 		lin.Backward(dx, dy, p.n)
+	}
+	if p.grads != nil {
+		p.grads.linear(lin, dy, x, p.n)
 	}
 	for si, sg := range p.segs {
 		pr := sg.a.Pair(l, mod)

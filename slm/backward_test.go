@@ -239,7 +239,7 @@ func TestOutputLossBackward(t *testing.T) {
 		x := randVec(rng, n*cfg.Hidden, 1)
 		targets := []target{{0, 3}, {2, 199}, {3, 0}, {4, 3}}
 		dx := make([]float32, n*cfg.Hidden)
-		loss := m.outputLoss(f32(x), targets, dx)
+		loss := m.outputLoss(f32(x), targets, dx, nil)
 		W := denseW(t, m.output())
 		ref := func() float64 {
 			var s float64
@@ -305,8 +305,11 @@ func newTestAdapter(t testing.TB, m *Model, r int, seed uint64) *lora.Adapter {
 
 // ref64 is a float64 copy of a model and of its adapters' matrices.
 type ref64 struct {
-	m   *Model
-	w   map[*Linear][][]float64
+	m    *Model
+	w    map[*Linear][][]float64
+	bias map[*Linear][]float64  // float64 copies of the biases
+	nw   map[*RMSNorm][]float64 // and of the norm weights
+
 	ab  map[*lora.Pair][2][]float64 // A, B
 	emb [][]float64
 	// The sequence being run and its dropout masks by layer and module,
@@ -316,9 +319,19 @@ type ref64 struct {
 }
 
 func newRef64(t *testing.T, m *Model, adapters ...*lora.Adapter) *ref64 {
-	r := &ref64{m: m, w: map[*Linear][][]float64{}, ab: map[*lora.Pair][2][]float64{}}
+	r := &ref64{m: m, w: map[*Linear][][]float64{}, ab: map[*lora.Pair][2][]float64{},
+		bias: map[*Linear][]float64{}, nw: map[*RMSNorm][]float64{}}
 	for _, l := range m.linears() {
 		r.w[l] = denseW(t, l)
+		if l.Bias != nil {
+			r.bias[l] = f64(l.Bias)
+		}
+	}
+	r.nw[&m.Norm] = f64(m.Norm.W)
+	for i := range m.Layers {
+		ly := &m.Layers[i]
+		r.nw[&ly.AttnNorm] = f64(ly.AttnNorm.W)
+		r.nw[&ly.MLPNorm] = f64(ly.MLPNorm.W)
 	}
 	r.emb = r.w[&m.Embed]
 	for _, a := range adapters {
@@ -334,7 +347,10 @@ func newRef64(t *testing.T, m *Model, adapters ...*lora.Adapter) *ref64 {
 
 // proj is x·Wᵀ + b + s·B·(A·(x∘mask)) for row i.
 func (r *ref64) proj(l *Linear, a *lora.Adapter, layer int, mod lora.Module, x []float64, i int) []float64 {
-	y := refLinear(r.w[l], l.Bias, x)
+	y := refLinear(r.w[l], nil, x)
+	for i, b := range r.bias[l] {
+		y[i] += b
+	}
 	if a == nil {
 		return y
 	}
@@ -380,7 +396,7 @@ func (r *ref64) loss(s TrainSeq) float64 {
 		ly := &m.Layers[l]
 		q, k, v := make([]float64, T*qd), make([]float64, T*kd), make([]float64, T*kd)
 		for i := range h {
-			x := refNorm(h[i], ly.AttnNorm.W, c.NormEps)
+			x := refNorm64(h[i], r.nw[&ly.AttnNorm], c.NormEps)
 			var qi, ki, vi []float64
 			if c.FusedQKV {
 				all := r.proj(&ly.Attn.QKV, a, l, lora.QKV, x, i)
@@ -406,7 +422,7 @@ func (r *ref64) loss(s TrainSeq) float64 {
 			for d := range o {
 				h[i][d] += o[d]
 			}
-			x := refNorm(h[i], ly.MLPNorm.W, c.NormEps)
+			x := refNorm64(h[i], r.nw[&ly.MLPNorm], c.NormEps)
 			var g, u []float64
 			if c.FusedGateUp {
 				all := r.proj(&ly.MLP.GateUp, a, l, lora.GateUp, x, i)
@@ -430,7 +446,7 @@ func (r *ref64) loss(s TrainSeq) float64 {
 		if s.Mask != nil && !s.Mask[i] {
 			continue
 		}
-		logits := refLinear(out, nil, refNorm(h[i-1], m.Norm.W, c.NormEps))
+		logits := refLinear(out, nil, refNorm64(h[i-1], r.nw[&m.Norm], c.NormEps))
 		mx := math.Inf(-1)
 		for _, v := range logits {
 			mx = math.Max(mx, v)

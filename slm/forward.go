@@ -55,6 +55,9 @@ type batchPlan struct {
 	sin    []float32
 	segs   []adapterSeg // rows that run with an adapter
 	seeds  []uint64     // [len(batch)] dropout seeds (training)
+	// grads, set for a backward pass with base gradients switched on,
+	// receives the gradients of the base weights.
+	grads *Grads
 }
 
 func (m *Model) plan(batch []Sequence) (*batchPlan, error) {
@@ -356,18 +359,25 @@ func (ly *Layer) Forward(m *Model, l int, a *LayerActs, batch []Sequence, p *bat
 // Backward propagates dOut, the loss gradient at a.Out (n×Hidden), back
 // through layer l, whose Forward in a training pass left its activations in
 // a. It accumulates the gradients of the adapters' A and B and, unless dIn
-// is nil (layer 0: no gradient for the embeddings is needed), writes the
-// gradient at a.In into dIn. dOut is used as scratch. The base weights are
-// read only.
+// is nil (layer 0 of a LoRA pass: no gradient for the embeddings is
+// needed), writes the gradient at a.In into dIn. dOut is used as scratch.
+// The base weights are read only; with base gradients switched on (a
+// pretraining pass) their gradients are accumulated too.
 func (ly *Layer) Backward(m *Model, l int, a *LayerActs, dIn, dOut []float32, p *batchPlan) {
 	cfg := &m.Config
 	n := p.n
 	// Out = Mid + MLP(MLPNorm(Mid)): dMid = dOut + MLPNorm'ᵀ·MLP'ᵀ·dOut.
 	dMLPIn := ly.MLP.Backward(m, l, a, dOut, p)
 	dMid := dOut
+	if p.grads != nil {
+		p.grads.rmsNorm(&ly.MLPNorm, a.Mid, dMLPIn, n, cfg.NormEps)
+	}
 	ly.MLPNorm.Backward(dMid, a.Mid, dMLPIn, n, cfg.NormEps)
 	// Mid = In + Attn(AttnNorm(In)).
-	dAttnIn := ly.Attn.Backward(m, l, a, dMid, p, dIn != nil)
+	dAttnIn := ly.Attn.Backward(m, l, a, dMid, p, dIn != nil || p.grads != nil)
+	if p.grads != nil {
+		p.grads.rmsNorm(&ly.AttnNorm, a.In, dAttnIn, n, cfg.NormEps)
+	}
 	if dIn != nil {
 		copy(dIn[:n*cfg.Hidden], dMid)
 		ly.AttnNorm.Backward(dIn, a.In, dAttnIn, n, cfg.NormEps)

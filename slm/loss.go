@@ -2,9 +2,11 @@ package slm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
+	"github.com/usersim/usersim/slm/kernels"
 	"github.com/usersim/usersim/slm/lora"
 )
 
@@ -57,6 +59,11 @@ type TrainOptions struct {
 	// Hidden plus one layer's worth, for about one more forward pass of
 	// compute. Results are bit-identical to a run without it.
 	Recompute bool
+	// Base, when not nil, switches the base gradients on: the backward also
+	// accumulates the gradient of every base weight into Base (see Grads,
+	// Model.NewGrads), for pretraining or full fine-tuning. The model's
+	// weights must be float32. Without it the base is never differentiated.
+	Base *Grads
 }
 
 // LossAndGradWith is LossAndGrad with options.
@@ -108,6 +115,11 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool, o Tra
 			}
 		}
 	}
+	if grad && o.Base != nil {
+		if o.Base.lin[&m.Embed] == nil {
+			return 0, 0, errors.New("loss: the base gradients belong to another model")
+		}
+	}
 	var keep *keeper
 	if grad {
 		keep = &keeper{recompute: o.Recompute}
@@ -119,8 +131,9 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool, o Tra
 	var dx []float32
 	if grad {
 		dx = make([]float32, p.n*cfg.Hidden)
+		p.grads = o.Base
 	}
-	loss := m.outputLoss(x, targets, dx)
+	loss := m.outputLoss(x, targets, dx, p.grads)
 	if !grad || len(targets) == 0 {
 		return loss, len(targets), nil
 	}
@@ -129,7 +142,7 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool, o Tra
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
-		if l > 0 {
+		if l > 0 || p.grads != nil {
 			dIn = make([]float32, p.n*cfg.Hidden)
 		} else {
 			dIn = nil
@@ -141,6 +154,9 @@ func (m *Model) lossPass(ctx context.Context, batch []TrainSeq, grad bool, o Tra
 		m.Layers[l].Backward(m, l, a, dIn, dx, p)
 		keep.acts[l] = nil // free as we go
 		dx = dIn
+	}
+	if p.grads != nil {
+		p.grads.embed(m, p.tokens, dx)
 	}
 	return loss, len(targets), nil
 }
@@ -167,15 +183,17 @@ func (m *Model) recomputeLayer(l int, in []float32, seqs []Sequence, p *batchPla
 // target rows: for each target, h = Norm(x[row]), logits = h·Wᵀ, loss +=
 // logsumexp(logits) − logits[tok]. When dx is not nil it receives (adds) the
 // gradient of the summed loss at x: dlogits = softmax(logits) − onehot(tok),
-// dh = dlogits·W, then the final norm's backward. The output matrix (the
-// embedding when tied) gets no gradient.
-func (m *Model) outputLoss(x []float32, targets []target, dx []float32) float64 {
+// dh = dlogits·W, then the final norm's backward. With g (base gradients)
+// the output matrix (the embedding when tied) and the final norm's weight
+// get their gradients too; otherwise they get none.
+func (m *Model) outputLoss(x []float32, targets []target, dx []float32, g *Grads) float64 {
 	cfg := &m.Config
 	d, V := cfg.Hidden, cfg.Vocab
 	out := m.output()
 	var loss float64
 	c := min(len(targets), lossChunk)
 	h := make([]float32, c*d)
+	xs := make([]float32, c*d)
 	logits := make([]float32, c*V)
 	dh := make([]float32, c*d)
 	nlls := make([]float64, c)
@@ -189,16 +207,12 @@ func (m *Model) outputLoss(x []float32, targets []target, dx []float32) float64 
 		parallelFor(r, 1, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				row := logits[i*V : (i+1)*V]
-				lse := logSumExp(row)
-				// Summed below in order, for a deterministic total.
-				nll := lse - float64(row[ts[i].tok])
+				// row becomes softmax(row); summed below in order, for a
+				// deterministic total.
+				nlls[i] = softmaxNLL(row, ts[i].tok)
 				if dx != nil {
-					for j, v := range row {
-						row[j] = float32(math.Exp(float64(v) - lse))
-					}
 					row[ts[i].tok] -= 1
 				}
-				nlls[i] = nll
 			}
 		})
 		for i := 0; i < r; i++ {
@@ -209,6 +223,13 @@ func (m *Model) outputLoss(x []float32, targets []target, dx []float32) float64 
 		}
 		clear(dh[:r*d])
 		out.Backward(dh, logits, r)
+		if g != nil {
+			g.linear(out, logits, h, r)
+			for i, tg := range ts {
+				copy(xs[i*d:(i+1)*d], x[tg.row*d:(tg.row+1)*d])
+			}
+			g.rmsNorm(&m.Norm, xs, dh, r, cfg.NormEps)
+		}
 		for i, tg := range ts {
 			m.Norm.Backward(dx[tg.row*d:(tg.row+1)*d], x[tg.row*d:(tg.row+1)*d], dh[i*d:(i+1)*d], 1, cfg.NormEps)
 		}
@@ -216,15 +237,47 @@ func (m *Model) outputLoss(x []float32, targets []target, dx []float32) float64 
 	return loss
 }
 
-// logSumExp returns log Σ exp(x) in float64.
-func logSumExp(x []float32) float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
+// softmaxNLL replaces row (logits) by softmax(row) and returns
+// −log softmax(row)[tok] = logsumexp(row) − row[tok].
+//
+// The exponentials are the float32 vector kernel's (kernels.Softmax);
+// the loss is then formed in float64 from the probabilities p so that it
+// keeps its relative accuracy (about 3e-7) both for a confident prediction
+// and for a poor one: nll = log1p(Σ_{j≠tok} p_j / p_tok), where the
+// normalisation's rounding cancels; when p_tok underflows, nll = (max −
+// row[tok]) + log(Σ p / p_max) instead.
+func softmaxNLL(row []float32, tok int) float64 {
+	xt := row[tok]
+	mx := row[0]
+	for _, v := range row[1:] {
+		mx = max(mx, v)
 	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - mx)
+	kernels.Softmax(row)
+	// Sum the other tokens' probabilities (row[tok] set aside, so that a
+	// small remainder next to p_tok ≈ 1 keeps its digits).
+	pt32 := row[tok]
+	row[tok] = 0
+	var s0, s1, s2, s3 float64
+	n := len(row) &^ 3
+	for j := 0; j < n; j += 4 {
+		s0 += float64(row[j])
+		s1 += float64(row[j+1])
+		s2 += float64(row[j+2])
+		s3 += float64(row[j+3])
 	}
-	return mx + math.Log(s)
+	for j := n; j < len(row); j++ {
+		s0 += float64(row[j])
+	}
+	rest := (s0 + s1) + (s2 + s3)
+	row[tok] = pt32
+	pt := float64(pt32)
+	if pt > 1e-30 {
+		return math.Log1p(rest / pt)
+	}
+	total := rest + pt
+	var pm float32
+	for _, v := range row {
+		pm = max(pm, v)
+	}
+	return float64(mx) - float64(xt) + math.Log(total/float64(pm))
 }

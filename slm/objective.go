@@ -2,7 +2,6 @@ package slm
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/usersim/usersim/slm/lora"
 	"github.com/usersim/usersim/train"
@@ -64,14 +63,5 @@ func (e evalSet) Loss(ctx context.Context, b train.Batch) (train.Loss, error) {
 }
 
 func (o *LoRAObjective) pick(set []TrainSeq, b train.Batch) ([]TrainSeq, error) {
-	batch := make([]TrainSeq, len(b.Indices))
-	for i, k := range b.Indices {
-		if k < 0 || k >= len(set) {
-			return nil, fmt.Errorf("lora objective: example %d of %d", k, len(set))
-		}
-		batch[i] = set[k]
-		batch[i].Adapter = o.Adapter
-		batch[i].Seed = b.Seed + uint64(i)*0x9e3779b97f4a7c15
-	}
-	return batch, nil
+	return pickSeqs(set, b, o.Adapter)
 }
