@@ -95,15 +95,8 @@ func (m *SVD) Predict(user, item int32) float64 {
 	if t == nil {
 		return math.NaN()
 	}
-	est := t.mean
-	ku, ki := t.knownUser(user), t.knownItem(item)
-	if ku {
-		est += m.bu[user]
-	}
-	if ki {
-		est += m.bi[item]
-	}
-	if ku && ki {
+	est, known := t.biasEstimate(m.bu, m.bi, user, item)
+	if known {
 		k := m.Factors
 		est += float64(dot32(m.pu[int(user)*k:int(user)*k+k], m.qi[int(item)*k:int(item)*k+k]))
 	}
@@ -130,6 +123,20 @@ func sgdStart(name string, s sgdSettings, d *dataset.Dataset, train []int32) (*t
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return t, newRNG(s.seed), nil
+}
+
+// biasEstimate returns μ + b_u + b_i, a user's or item's bias taken as zero
+// when it has no training rating, and whether both have.
+func (t *trainSet) biasEstimate(bu, bi []float64, user, item int32) (est float64, known bool) {
+	est = t.mean
+	ku, ki := t.knownUser(user), t.knownItem(item)
+	if ku {
+		est += bu[user]
+	}
+	if ki {
+		est += bi[item]
+	}
+	return est, ku && ki
 }
 
 func normalSlice(rng interface{ NormFloat64() float64 }, n int, mean, std float64) []float64 {

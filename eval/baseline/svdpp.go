@@ -161,15 +161,8 @@ func (m *SVDpp) Predict(user, item int32) float64 {
 	if t == nil {
 		return math.NaN()
 	}
-	est := t.mean
-	ku, ki := t.knownUser(user), t.knownItem(item)
-	if ku {
-		est += m.bu[user]
-	}
-	if ki {
-		est += m.bi[item]
-	}
-	if ku && ki {
+	est, known := t.biasEstimate(m.bu, m.bi, user, item)
+	if known {
 		k := m.Factors
 		p := m.pu[int(user)*k : int(user)*k+k]
 		im := m.impl[int(user)*k : int(user)*k+k]
