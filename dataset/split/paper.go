@@ -1,6 +1,7 @@
 package split
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -136,7 +137,7 @@ func Paper(d *dataset.Dataset, opt PaperOptions) (*Split, error) {
 		rows := byUser[u]
 		if temporal {
 			t := r.Time
-			slices.SortStableFunc(rows, func(a, b int32) int { return cmpInt64(t[a], t[b]) })
+			slices.SortStableFunc(rows, func(a, b int32) int { return cmp.Compare(t[a], t[b]) })
 		} else {
 			shuffle(newRNG(opt.Seed, streamUserBase+uint64(u)), rows)
 		}
@@ -164,14 +165,4 @@ func Paper(d *dataset.Dataset, opt PaperOptions) (*Split, error) {
 		TrainFrac:   opt.TrainFrac,
 		SampledOnly: opt.SampledOnly,
 	}, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
