@@ -72,27 +72,41 @@ func BenchmarkBuild(b *testing.B) {
 }
 
 // BenchmarkCorpus writes the whole pretraining corpus of the default
-// synthetic world; MB/s is corpus bytes per second.
+// synthetic world (and two smaller variants); MB/s is corpus bytes per
+// second.
 func BenchmarkCorpus(b *testing.B) {
 	in := synthInputs(b)
 	bl, err := NewBuilder(in, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	cs, err := bl.WriteCorpus(context.Background(), io.Discard, CorpusOptions{Seed: 1})
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name string
+		opt  CorpusOptions
+	}{
+		{"all", CorpusOptions{Seed: 1}},
+		{"prompts-only", CorpusOptions{Seed: 1, PromptsOnly: true}},
+		{"20-prompts-per-user", CorpusOptions{Seed: 1, PromptsPerUser: 20}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cs, err := bl.WriteCorpus(context.Background(), io.Discard, bc.opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(cs.Bytes)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := bl.WriteCorpus(context.Background(), io.Discard, bc.opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cs.Bytes), "corpus-bytes")
+			b.ReportMetric(float64(cs.PromptDocs+cs.ProfileDocs), "docs")
+			b.ReportMetric(float64(cs.Users), "users")
+			b.ReportMetric(cs.MeanDocBytes, "mean-doc-bytes")
+			b.ReportMetric(float64(cs.MaxDocBytes), "max-doc-bytes")
+		})
 	}
-	b.SetBytes(cs.Bytes)
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := bl.WriteCorpus(context.Background(), io.Discard, CorpusOptions{Seed: 1}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(cs.Bytes), "corpus-bytes")
-	b.ReportMetric(float64(cs.PromptDocs+cs.ProfileDocs), "docs")
-	b.ReportMetric(float64(cs.MaxDocBytes), "max-doc-bytes")
 }
 
 // BenchmarkCorpusTokens trains the compact base's tokenizer

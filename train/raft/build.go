@@ -451,3 +451,13 @@ func (b *Builder) example(u, i int32, order int, opts ...memory.RetrieveOption) 
 	id := b.d.Users[u].ID
 	return Example{User: id, Item: b.d.Items[i].ID, Persona: b.persona(id), Messages: msgs, Prompt: prompt, Order: order}, nil
 }
+
+// ByPersona groups examples by persona (-1 for users without one), keeping
+// their order: the training sets of the persona adapters.
+func ByPersona(exs []Example) map[int][]Example {
+	out := map[int][]Example{}
+	for _, e := range exs {
+		out[e.Persona] = append(out[e.Persona], e)
+	}
+	return out
+}

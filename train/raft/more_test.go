@@ -192,6 +192,9 @@ func TestInputErrors(t *testing.T) {
 		t.Error("persona filter without assignments: no error")
 	}
 	exs, err := Build(ctx, w.inputs(), Options{Personas: []int{1}})
+	if g := ByPersona(exs); len(g) != 1 || len(g[1]) != 4 {
+		t.Errorf("ByPersona: %v", g)
+	}
 	if err != nil || len(exs) != 4 || exs[0].User != "u2" || exs[0].Persona != 1 {
 		t.Errorf("persona filter: %d examples, %v", len(exs), err)
 	}
