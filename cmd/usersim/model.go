@@ -31,7 +31,7 @@ func newModelCmd() *cobra.Command {
 		Use:   "model",
 		Short: "Inspect, run, convert and download language models (GGUF or Hugging Face)",
 	}
-	cmd.AddCommand(newModelInfoCmd(), newModelGenerateCmd(), newModelConvertCmd(), newModelPullCmd(), newModelInitCmd())
+	cmd.AddCommand(newModelInfoCmd(), newModelGenerateCmd(), newModelConvertCmd(), newModelPullCmd(), newModelInitCmd(), newModelPretrainCmd())
 	return cmd
 }
 
