@@ -21,22 +21,22 @@ type Message struct {
 
 // Example is one RAFT example: a rating prompt and its answer.
 type Example struct {
-	User    string // source user ID
-	Item    string // source item ID of the target
-	Persona int    // the user's persona; -1 when no assignments were given
+	User    string `json:"user"`    // source user ID
+	Item    string `json:"item"`    // source item ID of the target
+	Persona int    `json:"persona"` // the user's persona; -1 when no assignments were given
 	// Messages are the prompt as chat turns: the system text and the user
 	// text. The answer is not among them (see ChatMessages).
-	Messages []Message
+	Messages []Message `json:"messages"`
 	// Prompt is the rendered prompt without any chat template: the system
 	// text, a blank line and the user text, ending in "RATING:".
-	Prompt string
+	Prompt string `json:"prompt"`
 	// Answer is the rating as scale text ("4", "3.5"); empty for a query
 	// whose rating is unknown.
-	Answer string
-	Rating float64
+	Answer string  `json:"answer,omitempty"`
+	Rating float64 `json:"rating,omitempty"`
 	// Order is the target's position in the user's training history
 	// (-1 for a query outside it).
-	Order int
+	Order int `json:"order"`
 }
 
 // Completion is the text that follows Prompt in plain-text training: a

@@ -334,3 +334,8 @@ func TestCorpus(t *testing.T) {
 		t.Error("corpus file differs from the stream")
 	}
 }
+
+func TestCorpusGolden(t *testing.T) {
+	c, _ := corpusOf(t, newTiny(t).inputs(), CorpusOptions{Seed: 5, MemoriesPerDoc: 2})
+	golden(t, "corpus.golden", c)
+}
