@@ -45,8 +45,9 @@ import (
 // that because their narrow matrices keep the kernels at 15–40 GFLOPS
 // instead of ~100, and because the loss over the vocabulary is a fixed cost
 // per token: for tiny, Forward with the last logits only runs at 13,000 tok/s
-// against 5,200 with the loss (slm's logSumExp is scalar float64 math.Exp,
-// half of tiny's forward time in a profile). So "tiny" is the size that
+// against 5,200 with the loss (measured when the loss row was scalar
+// float64 math.Exp, half of tiny's forward time in a profile; it now uses
+// the vector float32 exponential). So "tiny" is the size that
 // sees a full pass of a ml-100k-sized prompt corpus in minutes today,
 // "small" (the default) the one to use once the loss is vectorised or the
 // corpus is smaller, and "base" is for longer runs. All use a context of

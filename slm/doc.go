@@ -74,4 +74,22 @@
 // applied with per-sequence seeded masks; TrainOptions.Recompute keeps only
 // each layer's input and recomputes the rest during the backward.
 // LoRAObjective adapts all this to package train.
+//
+// The loss row (softmax and −log p of the target over the vocabulary) runs
+// on the float32 vector exponential of package kernels, with the loss
+// itself formed in float64 from the probabilities (within 1e-6 relative of
+// a float64 logsumexp).
+//
+// # Pretraining
+//
+// The same backward, with base gradients switched on (TrainOptions.Base, a
+// Grads from NewGrads), also differentiates the base: dW = dyᵀ·x for every
+// projection (fused ones included), the q/k/v biases, the RMSNorm weights,
+// the output layer and the embedding table (rows scatter-added by token;
+// with tied embeddings the output's gradient adds into the same buffer).
+// Float32 weights only. FullObjective trains all weights with package
+// train; Pretrain packs a text corpus (documents at blank lines, a BOS
+// before each) into sequences and runs it, with checkpoints that resume
+// bit for bit; WritePretrained saves the result as a Hugging Face
+// directory with the source model's tokenizer files.
 package slm
