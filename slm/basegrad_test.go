@@ -276,6 +276,9 @@ func TestSoftmaxNLL(t *testing.T) {
 				orig := append([]float32(nil), row...)
 				got := softmaxNLL(row, tok)
 				rel := math.Abs(got-want) / want
+				if rel > worst && testing.Verbose() {
+					t.Logf("V=%d scale=%g trial %d: rel %.3g nll %.3g", v, scale, trial, rel, want)
+				}
 				worst = max(worst, rel)
 				// Per-token losses under 1e-12 nats count absolutely (the
 				// float32 exponentials underflow where float64 ones do not).

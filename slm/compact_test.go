@@ -391,7 +391,9 @@ func TestInitCompactErrors(t *testing.T) {
 // is Loss with every token a target (what pretraining runs forward; a full
 // training step costs about three times as much), "prefill" is Forward with
 // the last position's logits only, which shows the cost of the loss over
-// the vocabulary. GFLOPS (loss only) counts 2 FLOPs per weight and token.
+// the vocabulary, and "train" is a pretraining pass (LossAndGradWith with
+// base gradients: forward and full backward, no optimizer). GFLOPS (loss
+// and train) counts 2 FLOPs per weight and token forward, 6 for training.
 //
 //	go test -run '^$' -bench CompactForward -benchtime 5x -count 3 ./slm/
 func BenchmarkCompactForward(b *testing.B) {
@@ -420,13 +422,20 @@ func BenchmarkCompactForward(b *testing.B) {
 			}
 			batch[i] = TrainSeq{Tokens: toks}
 		}
-		for _, mode := range []string{"loss", "prefill"} {
+		g, err := m.NewGrads()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mode := range []string{"loss", "prefill", "train"} {
 			b.Run(p.Name+"/"+mode, func(b *testing.B) {
 				for range b.N {
 					var err error
-					if mode == "loss" {
+					switch mode {
+					case "loss":
 						_, _, err = m.Loss(context.Background(), batch)
-					} else {
+					case "train":
+						_, _, err = m.LossAndGradWith(context.Background(), batch, TrainOptions{Base: g})
+					default:
 						fb := make([]Sequence, seqs)
 						for i := range fb {
 							fb[i] = Sequence{Cache: m.NewCache(), Tokens: batch[i].Tokens}
@@ -439,8 +448,11 @@ func BenchmarkCompactForward(b *testing.B) {
 				}
 				s := b.Elapsed().Seconds()
 				b.ReportMetric(float64(seqs*T*b.N)/s, "tok/s")
-				if mode == "loss" {
+				switch mode {
+				case "loss":
 					b.ReportMetric(float64(2*CompactParams(cfg)*seqs*T*int64(b.N))/s/1e9, "GFLOPS")
+				case "train":
+					b.ReportMetric(float64(6*CompactParams(cfg)*seqs*T*int64(b.N))/s/1e9, "GFLOPS")
 				}
 			})
 		}
