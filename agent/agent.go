@@ -64,19 +64,19 @@ func PersonaAdapters(format string) func(user string, persona int) string {
 // (templates, statistics, profiles, memories), the backend and the
 // configuration. It is safe for concurrent use.
 type Pool struct {
-	b        *raft.Builder
-	in       raft.Inputs
-	opt      raft.Options
-	ret      *memory.Retriever
-	backend  Backend
-	cfg      Config
-	values   []float64
-	answers  []string // the scale's values as answer text, AnswerPrefix included
-	prefix   string
-	chooseT  chooseTemplate
-	mems     map[string][]memory.Interaction
-	mu       sync.Mutex
-	agents   map[string]*Agent
+	b       *raft.Builder
+	in      raft.Inputs
+	opt     raft.Options
+	ret     *memory.Retriever
+	backend Backend
+	cfg     Config
+	values  []float64
+	answers []string // the scale's values as answer text, AnswerPrefix included
+	prefix  string
+	chooseT chooseTemplate
+	mems    map[string][]memory.Interaction
+	mu      sync.Mutex
+	agents  map[string]*Agent
 }
 
 // NewPool prepares the agents of in's profiled users. opt are the prompt
