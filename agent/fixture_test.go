@@ -114,8 +114,16 @@ type tinyModel struct {
 
 func newTinyModel(t testing.TB, w *world) *tinyModel {
 	t.Helper()
+	return newTinyModelSpecial(t, w, nil)
+}
+
+// newTinyModelSpecial is newTinyModel with more special tokens (chat
+// markers) in the tokenizer.
+func newTinyModelSpecial(t testing.TB, w *world, special []string) *tinyModel {
+	t.Helper()
 	opt := tokenizer.DefaultTrainOptions()
 	opt.VocabSize = 600
+	opt.Special = append(opt.Special, special...)
 	tr, err := tokenizer.Train(context.Background(), strings.NewReader(w.corpus(t)), opt)
 	if err != nil {
 		t.Fatal(err)
