@@ -128,7 +128,7 @@ func New(m Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	s := &Server{opt: o, tok: tok, metrics: newMetrics(), created: time.Now().Unix()}
 	if o.Template != nil {
 		s.tmpl = o.Template
-	} else if t, err := chat.ForArch(o.Arch, tok.TokenBytes(tok.BOS()), tok.TokenBytes(tok.EOS())); err == nil {
+	} else if t, err := chat.ForArch(o.Arch, tokText(tok, tok.BOS()), tokText(tok, tok.EOS())); err == nil {
 		s.tmpl = &t
 	}
 	if o.APIKey != "" {
@@ -259,4 +259,12 @@ func (s *Server) authorized(r *http.Request) bool {
 	}
 	h := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	return subtle.ConstantTimeCompare(h[:], s.keyHash[:]) == 1
+}
+
+// tokText is the vocabulary text of a special token, "" for none.
+func tokText(tok *tokenizer.Tokenizer, id int) string {
+	if id < 0 {
+		return ""
+	}
+	return tok.TokenText(id)
 }

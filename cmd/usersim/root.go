@@ -42,5 +42,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newModelCmd())
 	root.AddCommand(newPersonasCmd())
 	root.AddCommand(newDistillCmd())
+	root.AddCommand(newServeCmd())
 	return root
 }
