@@ -58,6 +58,19 @@ func TestEvaluate(t *testing.T) {
 	if got := preds[1].Predict(u, i); got != r.Argmax {
 		t.Errorf("Predict argmax %v, Rate %v", got, r.Argmax)
 	}
+	// raft's Queries over the test rows give the same answers.
+	for k, mode := range []Mode{Expected, Argmax} {
+		got, rs, err := p.PredictRows(ctx, w.s.Test, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, row := range w.s.Test {
+			want := preds[k].Predict(w.d.Ratings.User[row], w.d.Ratings.Item[row])
+			if !near(got[n], want, 1e-9) || !rs[n].Valid {
+				t.Errorf("%v row %d: PredictRows %v, Predict %v", mode, row, got[n], want)
+			}
+		}
+	}
 	if err := preds[0].Fit(ctx, newWorld(t, dataset.FiveStars).d, nil); err == nil {
 		t.Error("Fit accepted another dataset")
 	}

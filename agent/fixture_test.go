@@ -184,3 +184,23 @@ func raftOptions() raft.Options { return raft.Options{} }
 func memoryOf(item string, r float64, reason string) memory.Interaction {
 	return memory.Interaction{Item: item, Rating: r, Reason: reason}
 }
+
+// newTinyModelFor puts model m (same vocabulary) behind tm's tokenizer with
+// random adapters p0 and p1 for m.
+func newTinyModelFor(t testing.TB, tm *tinyModel, m *slm.Model) *tinyModel {
+	t.Helper()
+	set, err := lora.NewSet(m.Config.LoRABase())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, name := range []string{"p0", "p1"} {
+		a, err := lora.New(lora.NewConfig("tiny", 4, 8, lora.AllLinear), m.Config.LoRABase(), uint64(20+k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Add(name, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &tinyModel{m: m, tok: tm.tok, set: set}
+}

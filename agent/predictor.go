@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/train/raft"
 )
 
 // Mode says which answer a Predictor reports.
@@ -44,8 +46,9 @@ type Predictor struct {
 	// Batch is the number of pairs scored per backend call (0: 64).
 	Batch int
 
-	d   *dataset.Dataset
-	err error
+	d     *dataset.Dataset
+	errMu sync.Mutex
+	err   error
 }
 
 // Name implements eval.Predictor.
@@ -70,15 +73,21 @@ func (p *Predictor) Fit(_ context.Context, d *dataset.Dataset, _ []int32) error 
 
 // Err returns the first error Predict met (Predict itself can only answer
 // NaN).
-func (p *Predictor) Err() error { return p.err }
+func (p *Predictor) Err() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.err
+}
 
 // Predict implements eval.Predictor.
 func (p *Predictor) Predict(user, item int32) float64 {
 	out := []float64{0}
 	if err := p.PredictBatch(context.Background(), []int32{user}, []int32{item}, out); err != nil {
+		p.errMu.Lock()
 		if p.err == nil {
 			p.err = err
 		}
+		p.errMu.Unlock()
 		return math.NaN()
 	}
 	return out[0]
@@ -130,15 +139,80 @@ func (p *Predictor) PredictBatch(ctx context.Context, users, items []int32, out 
 			return err
 		}
 		for k, r := range rs {
-			switch {
-			case !r.Valid:
-				out[lo+k] = math.NaN()
-			case p.Mode == Argmax:
-				out[lo+k] = r.Argmax
-			default:
-				out[lo+k] = r.Expected
-			}
+			out[lo+k] = r.Value(p.Mode)
 		}
 	}
 	return nil
+}
+
+// RateExamples rates prompts built elsewhere — raft's Builder.Queries over
+// a split's test rows — with the pool's backend, chat template and
+// adapters (each example's user and persona pick the adapter), batch at a
+// time (0: 64). The examples carry their own retrieved memory, so the
+// agents' remembered interactions do not enter. With mode Generated the
+// answers are generated and parsed strictly instead.
+func (p *Pool) RateExamples(ctx context.Context, exs []raft.Example, mode Mode, batch int) ([]Rating, error) {
+	ps := make([]Prompt, len(exs))
+	for k, ex := range exs {
+		adapter := ""
+		if p.cfg.Adapter != nil {
+			adapter = p.cfg.Adapter(ex.User, ex.Persona)
+		}
+		pr, err := p.render(adapter, ex.Messages, ex.Prompt)
+		if err != nil {
+			return nil, fmt.Errorf("agent: example %d (user %q, item %q): %w", k, ex.User, ex.Item, err)
+		}
+		ps[k] = pr
+	}
+	out := make([]Rating, 0, len(exs))
+	if mode == Generated {
+		for _, pr := range ps {
+			text, err := p.backend.Generate(ctx, pr, GenerateOptions{MaxTokens: cmpOr(p.cfg.GenerateTokens, DefaultGenerateTokens)})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p.parsed(text))
+		}
+		return out, nil
+	}
+	nb := cmpOr(batch, 64)
+	for lo := 0; lo < len(ps); lo += nb {
+		rs, err := p.scorePrompts(ctx, ps[lo:min(lo+nb, len(ps))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// PredictRows answers the given rating rows of the dataset (a split's test
+// rows) through raft's Builder.Queries: the rating the mode reads, NaN for
+// an invalid answer, with the Ratings behind them.
+func (p *Pool) PredictRows(ctx context.Context, rows []int32, mode Mode) ([]float64, []Rating, error) {
+	exs, err := p.b.Queries(ctx, rows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: %w", err)
+	}
+	rs, err := p.RateExamples(ctx, exs, mode, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	pred := make([]float64, len(rs))
+	for k, r := range rs {
+		pred[k] = r.Value(mode)
+	}
+	return pred, rs, nil
+}
+
+// Value is the rating a mode reads: Argmax for Argmax, Expected otherwise
+// (a generated answer's Expected is the parsed value); NaN when invalid.
+func (r Rating) Value(mode Mode) float64 {
+	switch {
+	case !r.Valid:
+		return math.NaN()
+	case mode == Argmax:
+		return r.Argmax
+	}
+	return r.Expected
 }
