@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/tokenizer"
 )
 
@@ -49,7 +51,9 @@ func TestRateDistribution(t *testing.T) {
 				if !(r.Mass > 0 && r.Mass <= 1) {
 					t.Errorf("%s: mass %v", user, r.Mass)
 				}
-				// The engine's ScoreDistribution over the full prompt.
+				// The engine's Score over the full prompt; a value that is a
+				// prefix of another (" 1" of " 1.5") is that value followed by
+				// anything but a continuing token: P(c) − Σ_t P(c t).
 				pr, err := a.RatingPrompt("m4")
 				if err != nil {
 					t.Fatal(err)
@@ -62,11 +66,34 @@ func TestRateDistribution(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ad, _ := l.adapter(a.Adapter)
-				want, err := tm.m.ScoreDistribution(ctx, tm.m.NewAdapterCache(ad), full, cands)
-				if err != nil {
-					t.Fatal(err)
+				ends := l.endings(p.answers)
+				if (sc == dataset.FiveStars) != (ends == nil) {
+					t.Fatalf("endings %v on %v", ends, sc)
 				}
+				ad, _ := l.adapter(a.Adapter)
+				want := make([]float64, len(cands))
+				for j, c := range cands {
+					alts := [][]int{c}
+					if ends != nil {
+						for _, id := range ends[j] {
+							alts = append(alts, append(slices.Clone(c), id))
+						}
+					}
+					lp, err := tm.m.Score(ctx, tm.m.NewAdapterCache(ad), full, alts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					q := math.Exp(lp[0])
+					for _, x := range lp[1:] {
+						q -= math.Exp(x)
+					}
+					want[j] = math.Log(q)
+					wantEnds := sc != dataset.FiveStars && !strings.Contains(p.answers[j], ".") && r.Values[j] != sc.Max // " 5" has no " 5.5"
+					if hasEnds := ends != nil && len(ends[j]) > 0; hasEnds != wantEnds {
+						t.Errorf("%q on %v: has continuers %v", p.answers[j], sc, hasEnds)
+					}
+				}
+				want = slm.Normalize(want)
 				for j := range want {
 					if !near(want[j], r.Dist[j], 1e-5) {
 						t.Fatalf("%s: dist[%d] = %v, engine %v", user, j, r.Dist[j], want[j])

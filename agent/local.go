@@ -167,23 +167,69 @@ func (l *Local) prefix(ctx context.Context, a *lora.Adapter, name, text string) 
 // at a time: one forward pass over the prompts reads every candidate's first
 // token, and a second one continues forks of the prompts with the remaining
 // tokens of the multi-token candidates.
+//
+// A candidate that is a proper prefix of another (" 1" of " 1.5" on a
+// half-star scale) is scored as that answer ending there: its probability is
+// multiplied by the probability that the next token does not continue it
+// into a longer candidate (a token starting with "."), so that the scale's
+// values are disjoint events and their probabilities add up.
 func (l *Local) Score(ctx context.Context, prompts []Prompt, candidates []string) ([][]float64, error) {
 	cands, err := l.encodeCandidates(candidates)
 	if err != nil {
 		return nil, err
 	}
+	ends := l.endings(candidates)
 	out := make([][]float64, len(prompts))
 	nb := cmpOr(l.MaxBatch, DefaultMaxBatch)
 	for lo := 0; lo < len(prompts); lo += nb {
 		hi := min(lo+nb, len(prompts))
-		if err := l.scoreChunk(ctx, prompts[lo:hi], cands, out[lo:hi]); err != nil {
+		if err := l.scoreChunk(ctx, prompts[lo:hi], cands, ends, out[lo:hi]); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (l *Local) scoreChunk(ctx context.Context, prompts []Prompt, cands [][]int, out [][]float64) error {
+// endings returns, for each candidate that is a proper prefix of a longer
+// one (" 1" of " 1.5"), the token ids whose text would continue it into a
+// longer candidate (those starting with "."); nil for the others. Scoring
+// such a candidate as "this answer and then not the longer one" keeps the
+// distribution from counting " 1.5" inside " 1".
+func (l *Local) endings(candidates []string) [][]int {
+	next := make([]string, len(candidates)) // the characters that continue c
+	found := false
+	for j, c := range candidates {
+		for k, o := range candidates {
+			if k != j && len(o) > len(c) && strings.HasPrefix(o, c) && !strings.Contains(next[j], o[len(c):len(c)+1]) {
+				next[j] += o[len(c) : len(c)+1]
+				found = true
+			}
+		}
+	}
+	if !found {
+		return nil
+	}
+	out := make([][]int, len(candidates))
+	for id := range l.Tokenizer.VocabSize() {
+		t := l.Tokenizer.TokenBytes(id)
+		if t == "" || l.Tokenizer.IsSpecial(id) {
+			continue
+		}
+		for j, n := range next {
+			if n != "" && strings.ContainsRune(n, rune(t[0])) {
+				out[j] = append(out[j], id)
+			}
+		}
+	}
+	for j, n := range next {
+		if n != "" && out[j] == nil {
+			out[j] = []int{} // nothing continues it: no correction, but marked
+		}
+	}
+	return out
+}
+
+func (l *Local) scoreChunk(ctx context.Context, prompts []Prompt, cands [][]int, ends [][]int, out [][]float64) error {
 	seqs := make([]slm.Sequence, len(prompts))
 	for i, p := range prompts {
 		c, toks, err := l.start(ctx, p)
@@ -207,8 +253,12 @@ func (l *Local) scoreChunk(ctx context.Context, prompts []Prompt, cands [][]int,
 				return fmt.Errorf("agent: candidate token %d outside the model's vocabulary", c[0])
 			}
 			out[i][j] = ls[c[0]]
-			if len(c) > 1 {
-				more = append(more, slm.Sequence{Cache: seqs[i].Cache.Fork(), Tokens: c[:len(c)-1], Logits: slm.LogitsAll})
+			run := c[:len(c)-1]
+			if ends != nil && ends[j] != nil {
+				run = c // the last row gives the distribution after c
+			}
+			if len(run) > 0 {
+				more = append(more, slm.Sequence{Cache: seqs[i].Cache.Fork(), Tokens: run, Logits: slm.LogitsAll})
 				who = append(who, cont{i, j})
 			}
 		}
@@ -223,7 +273,17 @@ func (l *Local) scoreChunk(ctx context.Context, prompts []Prompt, cands [][]int,
 	for k, w := range who {
 		c := cands[w.j]
 		for t, row := range logits[k] {
-			out[w.i][w.j] += logSoftmax(row)[c[t+1]]
+			ls := logSoftmax(row)
+			if t+1 < len(c) {
+				out[w.i][w.j] += ls[c[t+1]]
+				continue
+			}
+			// After the whole candidate: the answer ends here.
+			var cont float64
+			for _, id := range ends[w.j] {
+				cont += math.Exp(ls[id])
+			}
+			out[w.i][w.j] += math.Log1p(-min(cont, 1))
 		}
 	}
 	return nil
