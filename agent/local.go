@@ -196,15 +196,10 @@ func (l *Local) Score(ctx context.Context, prompts []Prompt, candidates []string
 // such a candidate as "this answer and then not the longer one" keeps the
 // distribution from counting " 1.5" inside " 1".
 func (l *Local) endings(candidates []string) [][]int {
-	next := make([]string, len(candidates)) // the characters that continue c
+	next := continuers(candidates)
 	found := false
-	for j, c := range candidates {
-		for k, o := range candidates {
-			if k != j && len(o) > len(c) && strings.HasPrefix(o, c) && !strings.Contains(next[j], o[len(c):len(c)+1]) {
-				next[j] += o[len(c) : len(c)+1]
-				found = true
-			}
-		}
+	for _, n := range next {
+		found = found || n != ""
 	}
 	if !found {
 		return nil

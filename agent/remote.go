@@ -29,7 +29,10 @@ const DefaultTopLogprobs = 20
 // top tokens get -Inf, so the scale's mass falls below one. Longer candidates
 // ("3.5", "10") are scored exactly with one echo request per candidate (the
 // prompt followed by the candidate, max_tokens 1, echo): the sum of the
-// logprobs of the tokens that cover the candidate.
+// logprobs of the tokens that cover the candidate. A candidate that is a
+// prefix of another (" 1" of " 1.5") is scored as ending there, as Local
+// does: the generated token's top logprobs give the probability of a token
+// that would continue it (one starting with "."), which is taken out.
 type Remote struct {
 	Client *llm.Client
 	// BaseModel is the model name of prompts without an adapter.
@@ -126,8 +129,12 @@ func normToken(t string) string {
 func (r *Remote) scoreEcho(ctx context.Context, p Prompt, candidates []string) ([]float64, error) {
 	out := make([]float64, len(candidates))
 	zero := 0.0
-	k := 0
+	next := continuers(candidates)
 	for j, c := range candidates {
+		k := 0
+		if next[j] != "" {
+			k = cmpOr(r.TopLogprobs, DefaultTopLogprobs)
+		}
 		resp, err := r.Client.Completions(ctx, llm.CompletionRequest{
 			Model: r.model(p), Prompt: p.Text + c, MaxTokens: 1, Temperature: &zero, Logprobs: &k, Echo: true,
 		})
@@ -137,13 +144,42 @@ func (r *Remote) scoreEcho(ctx context.Context, p Prompt, candidates []string) (
 		if len(resp.Choices) == 0 || resp.Choices[0].Logprobs == nil {
 			return nil, fmt.Errorf("agent: remote score %q (model %q): the response has no logprobs", c, r.model(p))
 		}
-		v, err := echoScore(resp.Choices[0].Logprobs, p.Text, c)
+		lp := resp.Choices[0].Logprobs
+		v, err := echoScore(lp, p.Text, c)
 		if err != nil {
 			return nil, fmt.Errorf("agent: remote score %q (model %q): %w", c, r.model(p), err)
+		}
+		if next[j] != "" {
+			// The generated token's top logprobs: the answer must end here.
+			if len(lp.TopLogprobs) == 0 || lp.TopLogprobs[len(lp.TopLogprobs)-1] == nil {
+				return nil, fmt.Errorf("agent: remote score %q (model %q): no top logprobs after the candidate", c, r.model(p))
+			}
+			var cont float64
+			for tok, x := range lp.TopLogprobs[len(lp.TopLogprobs)-1] {
+				if tok != "" && strings.ContainsRune(next[j], rune(tok[0])) {
+					cont += math.Exp(x)
+				}
+			}
+			v += math.Log1p(-min(cont, 1))
 		}
 		out[j] = v
 	}
 	return out, nil
+}
+
+// continuers returns, for each candidate that is a proper prefix of a longer
+// one (" 1" of " 1.5"), the characters that would continue it into one
+// ("."); "" for the others.
+func continuers(candidates []string) []string {
+	next := make([]string, len(candidates))
+	for j, c := range candidates {
+		for k, o := range candidates {
+			if k != j && len(o) > len(c) && strings.HasPrefix(o, c) && !strings.Contains(next[j], o[len(c):len(c)+1]) {
+				next[j] += o[len(c) : len(c)+1]
+			}
+		}
+	}
+	return next
 }
 
 // echoScore sums the logprobs of the echoed tokens that cover cand at the

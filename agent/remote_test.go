@@ -28,6 +28,8 @@ type fakeServer struct {
 		lps  []float64
 	}
 	text string
+	// after are the top logprobs of the token generated after an echo.
+	after map[string]float64
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -56,7 +58,13 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				toks = append(toks, "\n")
 				lps = append(lps, -0.01)
 				choice["text"] = prompt + "\n"
-				choice["logprobs"] = map[string]any{"tokens": toks, "token_logprobs": lps}
+				lpm := map[string]any{"tokens": toks, "token_logprobs": lps}
+				if k, _ := req["logprobs"].(float64); k > 0 {
+					top := make([]any, len(toks))
+					top[len(top)-1] = f.after
+					lpm["top_logprobs"] = top
+				}
+				choice["logprobs"] = lpm
 			}
 		}
 	case req["logprobs"] != nil:
@@ -150,17 +158,23 @@ func TestRemoteEcho(t *testing.T) {
 	}{
 		" 3.5": {[]string{" 3", ".", "5"}, []float64{-1, -0.5, -0.2}},
 		" 4":   {[]string{" 4"}, []float64{-0.3}},
-	}}
+		" 3":   {[]string{" 3"}, []float64{-0.9}},
+	}, after: map[string]float64{".": -1.2, "\n": -0.5, " .": -3}}
 	r := newRemote(t, f)
-	lps, err := r.Score(context.Background(), []Prompt{{Adapter: "p0", Text: "MOVIE: Heat\nRATING:"}}, []string{" 3.5", " 4"})
+	lps, err := r.Score(context.Background(), []Prompt{{Adapter: "p0", Text: "MOVIE: Heat\nRATING:"}}, []string{" 3.5", " 4", " 3"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near(lps[0][0], -1.7, 1e-12) || !near(lps[0][1], -0.3, 1e-12) {
-		t.Errorf("echo scores %v, want [-1.7 -0.3]", lps[0])
+	// " 3" must end there: the continuing "." (not " .") is taken out.
+	want := []float64{-1.7, -0.3, -0.9 + math.Log1p(-math.Exp(-1.2))}
+	for j := range want {
+		if !near(lps[0][j], want[j], 1e-12) {
+			t.Errorf("echo scores %v, want %v", lps[0], want)
+		}
 	}
 	for _, req := range f.reqs {
-		if req["echo"] != true || req["model"] != "p0" {
+		cont := strings.HasSuffix(req["prompt"].(string), " 3")
+		if req["echo"] != true || req["model"] != "p0" || (req["logprobs"] != float64(0)) == !cont {
 			t.Errorf("request %v", req)
 		}
 	}
