@@ -50,7 +50,7 @@ func (s *Server) fail(w http.ResponseWriter, e *httpError) {
 	if e.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	if e.status >= 500 {
+	if e.status == http.StatusInternalServerError {
 		s.opt.Logger.Error("serve: request failed", "status", e.status, "err", e.msg)
 	}
 	writeError(w, e.status, e.typ, e.code, e.msg)
@@ -64,9 +64,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 // decode reads a JSON body into v: 413 past the size limit, 400 when it is
 // not JSON of the expected shape.
 func decode(r *http.Request, v any) *httpError {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &httpError{http.StatusUnsupportedMediaType, "invalid_request_error", "unsupported_media_type", "Content-Type must be application/json"}
-	}
+	// The body is read as JSON whatever its Content-Type says, as
+	// OpenAI-compatible servers do (curl -d sends form encoding).
 	dec := json.NewDecoder(r.Body)
 	err := dec.Decode(v)
 	if err == nil {

@@ -149,7 +149,7 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(cmd.ErrOrStderr(), "serving %s (%d adapters: %s) on http://%s\n", name, len(adapters), strings.Join(s.Models()[1:], ", "), ln.Addr())
+	fmt.Fprintf(cmd.ErrOrStderr(), "serving %s with %d adapters %v on http://%s\n", name, len(adapters), s.Models()[1:], ln.Addr())
 	select {
 	case err := <-errc:
 		return err
@@ -179,7 +179,7 @@ func parseByteSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 || v*float64(mult) > 1<<40 {
+	if err != nil || !(v > 0) || v*float64(mult) > 1<<40 {
 		return 0, fmt.Errorf("%q is not a size such as 1MB", s)
 	}
 	return int64(v * float64(mult)), nil
