@@ -127,6 +127,21 @@ func TestProbe(t *testing.T) {
 			t.Errorf("%v: edited prompt lacks %q:\n%s", c.e.Field, c.want, f.prompts[1].Text)
 		}
 	}
+	// Relative edits, many pairs at once: -2 on m1's 4.5 gives 2.5, which
+	// the fake rounds to 3 (math.Round rounds halves away from zero).
+	res2, skipped, err := p.ProbeMany(ctx, []Pair{{"u1", "m1"}, {"u2", "m1"}, {"u1", "m4"}}, Edit{Field: ItemAverage, Value: -2, Relative: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// m4 has no training ratings, so no average to move.
+	if len(res2) != 2 || len(skipped) != 1 || skipped[0] != 2 {
+		t.Fatalf("ProbeMany: %d results, skipped %v", len(res2), skipped)
+	}
+	for _, r := range res2 {
+		if r.Before.Argmax != 5 || r.After.Argmax != 3 || !near(r.Shift, -2, 1e-3) {
+			t.Errorf("relative probe %+v", r)
+		}
+	}
 	// Ms-only prompts have no memory to edit.
 	p2, _ := NewPool(w.inputs(), raft.Options{NoMemory: true}, f, Config{})
 	if _, err := p2.Probe(ctx, "u1", "m6", Edit{Field: MemoryRating, Value: 1}); err == nil {

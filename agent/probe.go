@@ -34,10 +34,13 @@ func (f Field) String() string {
 	return fmt.Sprintf("Field(%d)", int(f))
 }
 
-// Edit sets one number of a prompt to Value.
+// Edit sets one number of a prompt to Value, or, when Relative, moves it
+// by Value (the remembered rating is then clamped to the scale by the
+// caller's choice of Value; it is written as given).
 type Edit struct {
-	Field Field
-	Value float64
+	Field    Field   `json:"field"`
+	Value    float64 `json:"value"`
+	Relative bool    `json:"relative,omitempty"`
 }
 
 // ProbeResult is how an edit moved the agent's rating.
@@ -53,17 +56,34 @@ var starsOnAverage = regexp.MustCompile(`\d+(?:\.\d+)? stars on average`)
 
 // Apply edits pd in place.
 func (e Edit) Apply(pd *raft.PromptData) error {
+	v := e.Value
 	switch e.Field {
 	case UserMean:
-		pd.UserMean = e.Value
-		pd.Profile = starsOnAverage.ReplaceAllString(pd.Profile, strconv.FormatFloat(e.Value, 'f', 1, 64)+" stars on average")
+		if e.Relative {
+			v += pd.UserMean
+		}
+		pd.UserMean = v
+		pd.Profile = starsOnAverage.ReplaceAllString(pd.Profile, strconv.FormatFloat(v, 'f', 1, 64)+" stars on average")
 	case ItemAverage:
-		pd.Target.Average, pd.Target.HasAverage = e.Value, true
+		if e.Relative {
+			if !pd.Target.HasAverage {
+				return fmt.Errorf("agent: probe %s: item %q has no average to move", e.Field, pd.Target.ID)
+			}
+			v += pd.Target.Average
+		}
+		pd.Target.Average, pd.Target.HasAverage = v, true
 	case MemoryRating:
 		if len(pd.Memories) == 0 {
 			return fmt.Errorf("agent: probe %s: the prompt has no memory", e.Field)
 		}
-		pd.Memories[0].Rating = raft.FormatRating(e.Value)
+		if e.Relative {
+			old, err := strconv.ParseFloat(pd.Memories[0].Rating, 64)
+			if err != nil {
+				return fmt.Errorf("agent: probe %s: remembered rating %q: %w", e.Field, pd.Memories[0].Rating, err)
+			}
+			v += old
+		}
+		pd.Memories[0].Rating = raft.FormatRating(v)
 	default:
 		return fmt.Errorf("agent: unknown probe field %d", int(e.Field))
 	}
@@ -94,6 +114,47 @@ func (a *Agent) Probe(ctx context.Context, item string, e Edit) (ProbeResult, er
 		return ProbeResult{}, err
 	}
 	return ProbeResult{Edit: e, Before: rs[0], After: rs[1], Shift: rs[1].Expected - rs[0].Expected}, nil
+}
+
+// Pair is a user and an item (source IDs).
+type Pair struct{ User, Item string }
+
+// ProbeMany runs the edit on every pair, all prompts in one backend call.
+// Pairs the edit cannot apply to (no memory, no item average to move) are
+// skipped; their indices are returned in skipped.
+func (p *Pool) ProbeMany(ctx context.Context, pairs []Pair, e Edit) (res []ProbeResult, skipped []int, err error) {
+	var ps []Prompt
+	for k, pr := range pairs {
+		a, err := p.Agent(pr.User)
+		if err != nil {
+			return nil, nil, err
+		}
+		pd, err := a.PromptData(pr.Item)
+		if err != nil {
+			return nil, nil, err
+		}
+		orig, err := a.prompt(pd)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := e.Apply(pd); err != nil {
+			skipped = append(skipped, k)
+			continue
+		}
+		edited, err := a.prompt(pd)
+		if err != nil {
+			return nil, nil, err
+		}
+		ps = append(ps, orig, edited)
+	}
+	rs, err := p.scorePrompts(ctx, ps)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k := 0; k < len(rs); k += 2 {
+		res = append(res, ProbeResult{Edit: e, Before: rs[k], After: rs[k+1], Shift: rs[k+1].Expected - rs[k].Expected})
+	}
+	return res, skipped, nil
 }
 
 // Probe runs a counterfactual probe for user (source ID) on item.
