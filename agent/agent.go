@@ -288,22 +288,22 @@ func (p *Pool) render(adapter string, msgs []raft.Message, plain string) (Prompt
 	if len(msgs) > 0 && msgs[0].Role == "system" {
 		sys = msgs[0].Content
 	}
+	cm := make([]chat.Message, len(msgs))
+	for i, m := range msgs {
+		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
+	}
 	if p.cfg.Template == nil {
-		pr := Prompt{Adapter: adapter, Text: plain}
+		pr := Prompt{Adapter: adapter, Text: plain, Messages: cm}
 		if sys != "" && strings.HasPrefix(plain, sys) {
 			pr.Prefix = len(sys)
 		}
 		return pr, nil
 	}
-	cm := make([]chat.Message, len(msgs))
-	for i, m := range msgs {
-		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
-	}
 	text, err := chat.Render(*p.cfg.Template, cm, true)
 	if err != nil {
 		return Prompt{}, fmt.Errorf("agent: chat template: %w", err)
 	}
-	pr := Prompt{Adapter: adapter, Text: text}
+	pr := Prompt{Adapter: adapter, Text: text, Messages: cm}
 	if sys != "" {
 		if head, err := chat.Render(*p.cfg.Template, cm[:1], false); err == nil && strings.HasPrefix(text, head) {
 			pr.Prefix = len(head)
@@ -440,7 +440,8 @@ func (a *Agent) Explain(ctx context.Context, item string) (Explanation, error) {
 	if !r.Valid {
 		return Explanation{Rating: r}, errors.New("agent: explain: the model gave the scale no probability")
 	}
-	pr.Text += a.pool.prefix + raft.FormatRating(r.Argmax) + " because"
+	pr.Assistant = raft.FormatRating(r.Argmax) + " because"
+	pr.Text += a.pool.prefix + pr.Assistant
 	text, err := a.pool.backend.Generate(ctx, pr, GenerateOptions{MaxTokens: cmpOr(a.pool.cfg.ExplainTokens, DefaultExplainTokens), Stop: []string{"\n"}})
 	if err != nil {
 		return Explanation{}, err

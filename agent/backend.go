@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"math"
+
+	"github.com/usersim/usersim/slm/chat"
 )
 
 // Prompt is one prompt for a Backend: the full text after which the answer
@@ -18,6 +20,13 @@ type Prompt struct {
 	// share (the system text with the user's persona and profile); 0 when
 	// none. A Local backend computes it once and forks it.
 	Prefix int
+	// Messages are the conversation Text renders (system and user turns,
+	// no template applied), for backends that apply the template
+	// themselves (Remote with Chat).
+	Messages []chat.Message
+	// Assistant is the start of the answer already written after Text (an
+	// explanation continues "4 because"); Text includes it.
+	Assistant string
 }
 
 // GenerateOptions configure Backend.Generate. Decoding is greedy.

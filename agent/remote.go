@@ -40,6 +40,12 @@ type Remote struct {
 	// TopLogprobs is how many first tokens to ask for (0:
 	// DefaultTopLogprobs).
 	TopLogprobs int
+	// Chat sends Prompt.Messages to /chat/completions, letting the server
+	// apply the model's chat template, and reads the first answer token's
+	// top_logprobs. Only one-character candidates can be scored this way
+	// (chat has no echo). An explanation's started answer is sent as a
+	// final assistant message with vLLM's continue_final_message.
+	Chat bool
 }
 
 // Score implements Backend.
@@ -53,12 +59,17 @@ func (r *Remote) Score(ctx context.Context, prompts []Prompt, candidates []strin
 			single = false
 		}
 	}
+	if r.Chat && !single {
+		return nil, errors.New("agent: remote chat backend scores one-character candidates only (use completions for half-star scales)")
+	}
 	out := make([][]float64, len(prompts))
 	errs := make([]error, len(prompts))
 	var wg sync.WaitGroup
 	for i, p := range prompts {
 		wg.Go(func() {
-			if single {
+			if r.Chat {
+				out[i], errs[i] = r.scoreChat(ctx, p, candidates)
+			} else if single {
 				out[i], errs[i] = r.scoreTop(ctx, p, candidates)
 			} else {
 				out[i], errs[i] = r.scoreEcho(ctx, p, candidates)
@@ -97,6 +108,43 @@ func (r *Remote) scoreTop(ctx context.Context, p Prompt, candidates []string) ([
 		top = lp.TopLogprobs[0]
 	} else if len(lp.Tokens) > 0 && len(lp.TokenLogprobs) > 0 {
 		top = map[string]float64{lp.Tokens[0]: lp.TokenLogprobs[0]} // logprobs=0 servers
+	}
+	return matchTop(top, candidates), nil
+}
+
+func (r *Remote) chatRequest(p Prompt, maxTokens int) (llm.ChatRequest, error) {
+	if len(p.Messages) == 0 {
+		return llm.ChatRequest{}, errors.New("agent: remote chat: the prompt has no messages")
+	}
+	zero := 0.0
+	req := llm.ChatRequest{Model: r.model(p), MaxTokens: maxTokens, Temperature: &zero}
+	for _, m := range p.Messages {
+		req.Messages = append(req.Messages, llm.Message{Role: m.Role, Content: m.Content})
+	}
+	if p.Assistant != "" {
+		req.Messages = append(req.Messages, llm.Message{Role: "assistant", Content: p.Assistant})
+		req.Extra = map[string]any{"continue_final_message": true, "add_generation_prompt": false}
+	}
+	return req, nil
+}
+
+func (r *Remote) scoreChat(ctx context.Context, p Prompt, candidates []string) ([]float64, error) {
+	req, err := r.chatRequest(p, 1)
+	if err != nil {
+		return nil, err
+	}
+	req.Logprobs, req.TopLogprobs = true, cmpOr(r.TopLogprobs, DefaultTopLogprobs)
+	resp, err := r.Client.Chat(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("agent: remote chat score (model %q): %w", req.Model, err)
+	}
+	if len(resp.Choices) == 0 || resp.Choices[0].Logprobs == nil || len(resp.Choices[0].Logprobs.Content) == 0 {
+		return nil, fmt.Errorf("agent: remote chat score (model %q): the response has no logprobs", req.Model)
+	}
+	first := resp.Choices[0].Logprobs.Content[0]
+	top := map[string]float64{first.Token: first.Logprob}
+	for _, t := range first.TopLogprobs {
+		top[t.Token] = t.Logprob
 	}
 	return matchTop(top, candidates), nil
 }
@@ -222,6 +270,18 @@ func (r *Remote) Generate(ctx context.Context, p Prompt, opt GenerateOptions) (s
 	}
 	if opt.MaxTokens <= 0 {
 		return "", errors.New("agent: generate: MaxTokens must be positive")
+	}
+	if r.Chat {
+		req, err := r.chatRequest(p, opt.MaxTokens)
+		if err != nil {
+			return "", err
+		}
+		req.Stop = opt.Stop
+		resp, err := r.Client.Chat(ctx, req)
+		if err != nil {
+			return "", fmt.Errorf("agent: remote chat generate (model %q): %w", req.Model, err)
+		}
+		return resp.Content(), nil
 	}
 	zero := 0.0
 	resp, err := r.Client.Completions(ctx, llm.CompletionRequest{

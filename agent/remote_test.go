@@ -33,6 +33,10 @@ type fakeServer struct {
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/chat/completions" {
+		f.serveChat(w, r)
+		return
+	}
 	if r.URL.Path != "/v1/completions" {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
@@ -195,5 +199,80 @@ func TestRemoteGenerate(t *testing.T) {
 	}
 	if !rt.Valid || rt.Expected != 4 || f.reqs[0]["temperature"] != float64(0) || f.reqs[0]["max_tokens"] != float64(DefaultGenerateTokens) {
 		t.Errorf("rating %+v from request %v", rt, f.reqs[0])
+	}
+}
+
+// serveChat answers /v1/chat/completions: the first token is the most
+// likely of f.top, with f.top as its top_logprobs when asked; the content
+// is f.text when set.
+func (f *fakeServer) serveChat(w http.ResponseWriter, r *http.Request) {
+	var req map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	best, bv := "", math.Inf(-1)
+	var tops []map[string]any
+	for k, v := range f.top {
+		tops = append(tops, map[string]any{"token": k, "logprob": v})
+		if v > bv {
+			best, bv = k, v
+		}
+	}
+	content := best
+	if f.text != "" {
+		content = f.text
+	}
+	choice := map[string]any{"index": 0, "finish_reason": "length", "message": map[string]any{"role": "assistant", "content": content}}
+	if req["logprobs"] == true {
+		choice["logprobs"] = map[string]any{"content": []any{map[string]any{"token": best, "logprob": bv, "top_logprobs": tops}}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"id": "x", "object": "chat.completion", "model": req["model"], "choices": []any{choice}})
+}
+
+// TestRemoteChat reads ratings from the chat endpoint's top_logprobs, sends
+// the conversation untemplated, and continues an explanation as a final
+// assistant message.
+func TestRemoteChat(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeServer{top: map[string]float64{"4": -0.4, " 5": -1.6, "Sure": -2}}
+	r := newRemote(t, f)
+	r.Chat = true
+	w := newWorld(t, dataset.FiveStars)
+	p, err := NewPool(w.inputs(), raftOptions(), r, Config{Adapter: PersonaAdapters("persona-%d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := p.Agent("u1")
+	rt, err := a.Rate(ctx, "m4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mass := math.Exp(-0.4) + math.Exp(-1.6)
+	if !near(rt.Mass, mass, 1e-12) || !near(rt.Dist[3], math.Exp(-0.4)/mass, 1e-12) || rt.Argmax != 4 {
+		t.Errorf("rating %+v", rt)
+	}
+	req := f.reqs[0]
+	msgs, _ := req["messages"].([]any)
+	if req["model"] != "persona-0" || req["logprobs"] != true || req["top_logprobs"] != float64(DefaultTopLogprobs) || len(msgs) != 2 {
+		t.Errorf("request %v", req)
+	}
+	f.text = "it is a fine crime story"
+	e, err := a.Explain(ctx, "m4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := f.reqs[len(f.reqs)-1]
+	msgs, _ = last["messages"].([]any)
+	final, _ := msgs[len(msgs)-1].(map[string]any)
+	if e.Reason != "it is a fine crime story" || final["role"] != "assistant" || final["content"] != "4 because" || last["continue_final_message"] != true {
+		t.Errorf("explanation %+v from %v", e, last)
+	}
+	if _, err := r.Score(ctx, []Prompt{{Text: "x", Messages: nil}}, []string{" 3.5"}); err == nil {
+		t.Error("chat scored a multi-character candidate")
 	}
 }
