@@ -31,25 +31,41 @@ func (s *stopList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// promptText is the completions "prompt": a string or an array of one
-// string.
-type promptText string
+// promptInput is the completions "prompt": a string, an array of one
+// string, an array of token ids, or an array of one array of token ids.
+type promptInput struct {
+	text   string
+	tokens []int // when not nil, the prompt is these ids
+}
 
-func (p *promptText) UnmarshalJSON(b []byte) error {
+func (p *promptInput) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
-		*p = promptText(one)
+		*p = promptInput{text: one}
+		return nil
+	}
+	var ids []int
+	if err := json.Unmarshal(b, &ids); err == nil && len(ids) > 0 {
+		*p = promptInput{tokens: ids}
 		return nil
 	}
 	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("prompt: want a string or an array of one string")
+	if err := json.Unmarshal(b, &many); err == nil {
+		if len(many) != 1 {
+			return fmt.Errorf("prompt: %d prompts; this server takes one per request", len(many))
+		}
+		*p = promptInput{text: many[0]}
+		return nil
 	}
-	if len(many) != 1 {
-		return fmt.Errorf("prompt: %d prompts; this server takes one per request", len(many))
+	var idLists [][]int
+	if err := json.Unmarshal(b, &idLists); err == nil {
+		if len(idLists) != 1 || len(idLists[0]) == 0 {
+			return fmt.Errorf("prompt: %d token lists; this server takes one non-empty list per request", len(idLists))
+		}
+		*p = promptInput{tokens: idLists[0]}
+		return nil
 	}
-	*p = promptText(many[0])
-	return nil
+	return fmt.Errorf("prompt: want a string, an array of one string, or token ids")
 }
 
 type streamOptions struct {
@@ -84,9 +100,9 @@ type chatRequest struct {
 
 type completionRequest struct {
 	samplingParams
-	Prompt   *promptText `json:"prompt"`
-	Logprobs *int        `json:"logprobs"`
-	Echo     bool        `json:"echo"`
+	Prompt   *promptInput `json:"prompt"`
+	Logprobs *int         `json:"logprobs"`
+	Echo     bool         `json:"echo"`
 }
 
 type usage struct {

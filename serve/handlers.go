@@ -482,11 +482,26 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	promptText := string(*req.Prompt)
-	prompt, e := s.encode(promptText, tokenizer.EncodeOptions{AddBOS: s.tok.AddBOSDefault()})
-	if e != nil {
-		s.fail(w, e)
-		return
+	promptText, prompt := req.Prompt.text, req.Prompt.tokens
+	if prompt != nil {
+		for i, id := range prompt {
+			if id < 0 || id >= s.tok.VocabSize() {
+				s.fail(w, badRequest("invalid_prompt", "prompt[%d]: token id %d outside the vocabulary of %d", i, id, s.tok.VocabSize()))
+				return
+			}
+		}
+		text, err := s.tok.Decode(prompt)
+		if err != nil {
+			s.fail(w, badRequest("invalid_prompt", "decode prompt: %v", err))
+			return
+		}
+		promptText = text
+	} else {
+		var e *httpError
+		if prompt, e = s.encode(promptText, tokenizer.EncodeOptions{AddBOS: s.tok.AddBOSDefault()}); e != nil {
+			s.fail(w, e)
+			return
+		}
 	}
 	j, e := s.newJob(req.samplingParams, prompt)
 	if e != nil {

@@ -86,19 +86,25 @@ type scheduler struct {
 	model    Model
 	tok      *tokenizer.Tokenizer
 	maxBatch int
-	queue    chan *job
-	metrics  *metrics
-	quit     chan struct{}
-	done     chan struct{}
-	ctx      context.Context
+	// prefillBudget bounds the prompt tokens admitted in one step.
+	prefillBudget int
+	queue         chan *job
+	metrics       *metrics
+	quit          chan struct{}
+	done          chan struct{}
+	ctx           context.Context
 }
 
 func (s *scheduler) run() {
 	defer close(s.done)
 	var running []*job
+	var waiting *job // taken from the queue, admitted at the next step
 	defer func() {
 		for _, j := range running {
 			j.fail(errShutdown)
+		}
+		if waiting != nil {
+			waiting.fail(errShutdown)
 		}
 		for {
 			select {
@@ -110,21 +116,37 @@ func (s *scheduler) run() {
 		}
 	}()
 	for {
-		if len(running) == 0 {
+		if len(running) == 0 && waiting == nil {
 			select {
 			case j := <-s.queue:
-				running = s.admit(running, j)
+				waiting = j
 			case <-s.quit:
 				return
 			}
 		}
+		// Admit queued jobs up to the batch size, and up to prefillBudget
+		// prompt tokens per step (always at least one job), so that long
+		// prompts do not stall the running decodes for long.
+		prefill := 0
 	fill:
 		for len(running) < s.maxBatch {
-			select {
-			case j := <-s.queue:
-				running = s.admit(running, j)
-			default:
-				break fill
+			j := waiting
+			if j != nil {
+				waiting = nil
+			} else {
+				select {
+				case j = <-s.queue:
+				default:
+					break fill
+				}
+			}
+			if prefill > 0 && prefill+len(j.prompt) > s.prefillBudget {
+				waiting = j
+				break
+			}
+			n := len(running)
+			if running = s.admit(running, j); len(running) > n {
+				prefill += len(j.prompt)
 			}
 		}
 		select {
@@ -153,7 +175,7 @@ func (s *scheduler) run() {
 			batch[i] = slm.Sequence{Cache: j.cache, Tokens: j.feed, Logits: slm.LogitsLast}
 		}
 		s.metrics.batchSize.observe(float64(len(batch)))
-		out, err := s.model.Forward(s.ctx, batch)
+		out, err := s.forward(batch)
 		if err == nil && len(out) != len(batch) {
 			err = fmt.Errorf("forward returned %d sequences for %d", len(out), len(batch))
 		}
@@ -177,6 +199,17 @@ func (s *scheduler) run() {
 		running = live
 		s.metrics.running.Store(int64(len(running)))
 	}
+}
+
+// forward runs one batch, turning a panic in the model into an error so
+// that one bad batch fails its requests, not the server.
+func (s *scheduler) forward(batch []slm.Sequence) (out [][][]float32, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in the model: %v", p)
+		}
+	}()
+	return s.model.Forward(s.ctx, batch)
 }
 
 // admit sets up a queued job's cache, sampler and decoder, or drops it when

@@ -60,6 +60,9 @@ type Options struct {
 	MaxContext int
 	// MaxBatch is the most sequences in one forward pass (default 8).
 	MaxBatch int
+	// MaxPrefillTokens bounds the prompt tokens that join the batch in one
+	// step (default 2048); a longer prompt still joins, alone.
+	MaxPrefillTokens int
 	// QueueSize is the most requests waiting for a slot (default 8×MaxBatch).
 	QueueSize int
 	// MaxBodyBytes limits request bodies (default 1 MiB).
@@ -113,6 +116,9 @@ func New(m Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 8 * o.MaxBatch
 	}
+	if o.MaxPrefillTokens <= 0 {
+		o.MaxPrefillTokens = 2048
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
 	}
@@ -137,7 +143,7 @@ func New(m Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.sched = &scheduler{
-		model: m, tok: tok, maxBatch: o.MaxBatch,
+		model: m, tok: tok, maxBatch: o.MaxBatch, prefillBudget: o.MaxPrefillTokens,
 		queue:   make(chan *job, o.QueueSize),
 		metrics: s.metrics,
 		quit:    make(chan struct{}), done: make(chan struct{}),
@@ -158,9 +164,7 @@ func New(m Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		s.metrics.write(w)
 	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.handleNoRoute)
 	s.handler = s.middleware(s.mux)
 	return s, nil
 }
@@ -267,4 +271,24 @@ func tokText(tok *tokenizer.Tokenizer, id int) string {
 		return ""
 	}
 	return tok.TokenText(id)
+}
+
+// methods are the built-in routes' methods, for 405 answers.
+var methods = map[string]string{
+	"/v1/chat/completions": http.MethodPost,
+	"/v1/completions":      http.MethodPost,
+	"/v1/models":           http.MethodGet,
+	"/healthz":             http.MethodGet,
+	"/metrics":             http.MethodGet,
+}
+
+// handleNoRoute answers requests no pattern matched: 405 for a known path
+// with another method, else 404, in OpenAI's error shape.
+func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
+	if m, ok := methods[r.URL.Path]; ok {
+		w.Header().Set("Allow", m)
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m))
+		return
+	}
+	writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 }

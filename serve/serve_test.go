@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,9 @@ type gatedModel struct {
 	entered chan struct{}
 	release chan struct{}
 	delay   time.Duration
+
+	mu      sync.Mutex
+	batches [][]int // tokens per sequence of each Forward
 }
 
 func newGated(m Model) *gatedModel {
@@ -86,6 +90,13 @@ func (g *gatedModel) Forward(ctx context.Context, batch []slm.Sequence) ([][][]f
 	if g.delay > 0 {
 		time.Sleep(g.delay)
 	}
+	rows := make([]int, len(batch))
+	for i, sq := range batch {
+		rows[i] = len(sq.Tokens)
+	}
+	g.mu.Lock()
+	g.batches = append(g.batches, rows)
+	g.mu.Unlock()
 	return g.Model.Forward(ctx, batch)
 }
 
@@ -704,5 +715,73 @@ func TestLogprobsOf(t *testing.T) {
 	}
 	if math.Abs(sum-1) > 1e-12 {
 		t.Fatalf("probabilities sum to %v", sum)
+	}
+}
+
+// TestPrefillBudget: queued prompts join the running batch at most
+// MaxPrefillTokens at a time, and decodes go on meanwhile.
+func TestPrefillBudget(t *testing.T) {
+	m, tok := stories(t)
+	g := newGated(m)
+	ts := start(t, g, tok, Options{MaxBatch: 4, MaxPrefillTokens: 4, MaxContext: m.Config.MaxContext})
+	prompt := "Once upon a time there was"
+	n, _ := tok.Encode(prompt, tokenizer.EncodeOptions{AddBOS: tok.AddBOSDefault()})
+	body := `{"model":"stories260K","prompt":"` + prompt + `","max_tokens":6,"temperature":0}`
+	g.hold.Store(true)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if status, _, e := post(t, ts.url+"/v1/completions", body); status != http.StatusOK {
+				t.Errorf("status %d: %s", status, e.Error.Message)
+			}
+		})
+		if i == 0 {
+			<-g.entered
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ts.s.sched.queue) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	g.hold.Store(false)
+	close(g.release)
+	wg.Wait()
+	p := len(n)
+	want := [][]int{{p}, {1, p}, {1, 1, p}, {1, 1, 1}}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, w := range want {
+		if i >= len(g.batches) || !slices.Equal(g.batches[i], w) {
+			t.Fatalf("batches %v, want them to start %v", g.batches, want)
+		}
+	}
+}
+
+// TestTokenPrompt: a completions prompt of token ids is used as is, and
+// known paths with the wrong method get 405.
+func TestTokenPrompt(t *testing.T) {
+	m, tok := stories(t)
+	_, want := golden(t)
+	ts := start(t, m, tok, Options{})
+	c, err := ts.client.Completions.New(context.Background(), openai.CompletionNewParams{
+		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: []int64{int64(tok.BOS())}},
+		MaxTokens: openai.Int(20), Temperature: openai.Float(0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Choices[0].Text; !strings.HasPrefix(want, got) || len(got) < 20 {
+		t.Fatalf("text %q is not a prefix of the golden text", got)
+	}
+	if status, _, _ := post(t, ts.url+"/v1/completions", `{"model":"stories260K","prompt":[1, 99999]}`); status != http.StatusBadRequest {
+		t.Fatalf("out-of-vocabulary token: %d", status)
+	}
+	resp, err := http.Get(ts.url + "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET chat: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
