@@ -17,6 +17,17 @@
 // (URR): anything but exactly one scale value, with only whitespace around it,
 // is invalid.
 //
+// Explain continues the prompt after the rating with " because" and returns
+// the agent's reason. Choose offers a slate of up to 26 items, labelled
+// "A".."Z", with "0" to leave (templates/choose.tmpl, overridable by
+// Config.ChooseTemplate); the labels are scored as continuations and
+// renormalised, exit included. Remember adds an interaction to the agent's
+// long-term memory; later prompts retrieve among the grown memory.
+//
+// On half-star scales " 1" is a prefix of " 1.5": such a value is scored as
+// the answer ending there (its probability times that of a next token not
+// starting with "."), so the scale's values are disjoint events.
+//
 // # Backends
 //
 // A Backend scores candidate continuations of prompts and generates text.
@@ -25,7 +36,8 @@
 // forked for every prompt, and one Score call batches prompts of different
 // adapters in one forward pass over the shared base. Remote talks to any
 // OpenAI-compatible server whose adapters are addressed by model name (vLLM
-// --enable-lora) and reads the distribution from the completion's logprobs.
+// --enable-lora) and reads the distribution from the completion's logprobs
+// (or, with Remote.Chat, from the chat endpoint's top_logprobs).
 //
 // # Evaluation and diagnostics
 //
