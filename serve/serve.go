@@ -102,7 +102,9 @@ func New(m Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	if o.Name == "" {
 		return nil, errors.New("serve: the base model needs a name")
 	}
+	adapters := make(map[string]*lora.Adapter, len(o.Adapters))
 	for name, a := range o.Adapters {
+		adapters[name] = a
 		if name == "" || name == o.Name {
 			return nil, fmt.Errorf("serve: adapter name %q: empty or the base model's name", name)
 		}
@@ -110,6 +112,7 @@ func New(m Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 			return nil, fmt.Errorf("serve: adapter %q is nil", name)
 		}
 	}
+	o.Adapters = adapters // a copy: the caller's map may change
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 8
 	}
@@ -242,7 +245,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.request(endpoint, status, time.Since(t0).Seconds())
+			d := time.Since(t0)
+			s.metrics.request(endpoint, status, d.Seconds())
+			s.opt.Logger.Debug("serve: request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", d)
 		}()
 		if s.opt.APIKey != "" && endpoint != "/healthz" && !s.authorized(r) {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="usersim"`)

@@ -102,6 +102,7 @@ func (g *gatedModel) Forward(ctx context.Context, batch []slm.Sequence) ([][][]f
 
 type testServer struct {
 	s      *Server
+	hs     *httptest.Server
 	url    string
 	client openai.Client
 }
@@ -125,7 +126,7 @@ func start(t testing.TB, m Model, tok *tokenizer.Tokenizer, o Options, clientOpt
 		s.Close()
 	})
 	opts := append([]option.RequestOption{option.WithBaseURL(hs.URL + "/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0)}, clientOpts...)
-	return &testServer{s: s, url: hs.URL, client: openai.NewClient(opts...)}
+	return &testServer{s: s, hs: hs, url: hs.URL, client: openai.NewClient(opts...)}
 }
 
 func golden(t *testing.T) (ids []int, text string) {
@@ -783,5 +784,39 @@ func TestTokenPrompt(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
 		t.Fatalf("GET chat: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// TestGracefulDrain: shutting the HTTP server down lets a running stream
+// finish whole before Shutdown returns.
+func TestGracefulDrain(t *testing.T) {
+	m, tok := stories(t)
+	g := newGated(m)
+	g.delay = 2 * time.Millisecond
+	ts := start(t, g, tok, Options{MaxContext: m.Config.MaxContext})
+	hs := ts.hs
+	stream := ts.client.Completions.NewStreaming(context.Background(), openai.CompletionNewParams{
+		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once")},
+		MaxTokens: openai.Int(60), Temperature: openai.Float(0),
+	})
+	if !stream.Next() {
+		t.Fatal(stream.Err())
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- hs.Config.Shutdown(context.Background()) }()
+	finish := ""
+	for stream.Next() {
+		if ch := stream.Current(); len(ch.Choices) == 1 && ch.Choices[0].FinishReason != "" {
+			finish = string(ch.Choices[0].FinishReason)
+		}
+	}
+	if err := stream.Err(); err != nil || finish != "length" {
+		t.Fatalf("stream during shutdown: finish %q, %v", finish, err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(ts.url + "/healthz"); err == nil {
+		t.Fatal("the server still accepts requests after Shutdown")
 	}
 }
