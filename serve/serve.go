@@ -16,6 +16,18 @@
 // errors use OpenAI's {"error": {...}} shape, and nothing in a request
 // reaches the file system: adapter names are only looked up among the
 // adapters loaded at start (404 otherwise).
+//
+// Handle adds further endpoints (the agent API) behind the same
+// authentication, body limit and metrics.
+//
+// # Measured
+//
+// BenchmarkThroughput (32-token greedy completions over loopback HTTP,
+// MaxBatch 8, 2 shared cores, medians of 3): on stories260K 12,800 tok/s
+// with one client and 17,800 with eight (1.4×: per-sequence attention and
+// HTTP dominate so small a model); on a random 6-layer model of
+// SmolLM2-135M's width 165 and 609 tok/s (3.7×: the weights' matrix
+// products, shared by the batch, dominate).
 package serve
 
 import (
