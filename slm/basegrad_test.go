@@ -320,3 +320,28 @@ func BenchmarkSoftmaxNLL(b *testing.B) {
 		}
 	})
 }
+
+// TestBaseGradsRecompute checks that activation recomputation gives the
+// same base gradients, bit for bit.
+func TestBaseGradsRecompute(t *testing.T) {
+	ctx := context.Background()
+	for name, cfg := range lcfgs() {
+		m := randomModel(t, cfg, 81)
+		batch := trainBatch(rand.New(rand.NewPCG(82, 82)), cfg.Vocab, nil)
+		var gs [2]*Grads
+		for i, rc := range []bool{false, true} {
+			gs[i] = mustGrads(t, m)
+			if _, _, err := m.LossAndGradWith(ctx, batch, TrainOptions{Recompute: rc, Base: gs[i]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, p := range gs[0].Params() {
+			q := gs[1].Params()[k]
+			for i := range p.G {
+				if math.Float32bits(p.G[i]) != math.Float32bits(q.G[i]) {
+					t.Fatalf("%s: %s[%d] = %g, with recomputation %g", name, p.Name, i, p.G[i], q.G[i])
+				}
+			}
+		}
+	}
+}
