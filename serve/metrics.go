@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	rtmetrics "runtime/metrics"
 	"sort"
 	"strconv"
 	"sync"
@@ -163,6 +164,12 @@ func (m *metrics) write(w io.Writer) {
 	counter("usersim_serve_rejected_total", "Requests refused with 429 because the queue was full.", m.rejected.Load())
 	gauge("usersim_serve_running", "Sequences in the running batch.", m.running.Load())
 	gauge("usersim_serve_queued", "Requests waiting for a batch slot.", m.queued.Load())
+	mem := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
+	rtmetrics.Read(mem)
+	if mem[0].Value.Kind() == rtmetrics.KindUint64 && mem[1].Value.Kind() == rtmetrics.KindUint64 {
+		gauge("usersim_serve_heap_object_bytes", "Bytes of live and not yet swept heap objects (Go runtime).", int64(mem[0].Value.Uint64()))
+		gauge("usersim_serve_memory_bytes", "All memory the Go runtime has mapped (Go runtime).", int64(mem[1].Value.Uint64()))
+	}
 	fmt.Fprintln(w, "# HELP usersim_serve_batch_size Sequences per forward pass.")
 	fmt.Fprintln(w, "# TYPE usersim_serve_batch_size histogram")
 	m.batchSize.write(w, "usersim_serve_batch_size", "")

@@ -100,6 +100,32 @@ func TestServeCommand(t *testing.T) {
 	if err != nil || len(list.Data) != 2 || list.Data[0].ID != "stories260K" || list.Data[1].ID != "p0" {
 		t.Fatalf("models %+v, %v", list, err)
 	}
+	load := func(args ...string) (string, error) {
+		lc := newServeCmd()
+		var out strings.Builder
+		lc.SetArgs(append([]string{"load", url}, args...))
+		lc.SetOut(&out)
+		lc.SetErr(io.Discard)
+		lc.SilenceUsage, lc.SilenceErrors = true, true
+		err := lc.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	out, err := load("--model", "p0", "--model", "stories260K", "--requests", "6", "--clients", "2", "--max-tokens", "4", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Requests, Errors int
+		Tokens           int64
+		P50ms            float64
+		MemoryAfter      string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Requests != 6 || res.Errors != 0 || res.Tokens == 0 || res.P50ms <= 0 || !strings.Contains(res.MemoryAfter, "MiB") {
+		t.Fatalf("load result %+v (%v) from\n%s", res, err, out)
+	}
+	if out, err := load("--model", "nope", "--requests", "2"); err == nil || !strings.Contains(out, "404×2") {
+		t.Fatalf("load of an unknown model: %v\n%s", err, out)
+	}
 	cancel()
 	select {
 	case err := <-errc:
