@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -643,23 +644,9 @@ func TestMetrics(t *testing.T) {
 	if err != nil || len(list.Data) != 2 || list.Data[0].ID != "stories260K" || list.Data[1].ID != "alpha" {
 		t.Fatalf("models %+v %v", list, err)
 	}
-	resp, err := http.Get(ts.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(b)
-	value := func(pattern string) float64 {
-		t.Helper()
-		mm := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(pattern) + ` (\S+)$`).FindStringSubmatch(text)
-		if mm == nil {
-			t.Fatalf("no %s in\n%s", pattern, text)
-		}
-		v, _ := strconv.ParseFloat(mm[1], 64)
-		return v
-	}
-	for _, c := range []struct {
+	// The middleware counts a request after its handler returns, which may
+	// be just after the client has the response: read until settled.
+	want := []struct {
 		metric string
 		want   float64
 	}{
@@ -670,10 +657,34 @@ func TestMetrics(t *testing.T) {
 		{`usersim_serve_request_duration_seconds_count{endpoint="/v1/completions"}`, 3},
 		{`usersim_serve_batch_size_count`, 10},
 		{`usersim_serve_running`, 0},
-	} {
-		if got := value(c.metric); got != c.want {
-			t.Errorf("%s = %v, want %v", c.metric, got, c.want)
+	}
+	var text string
+	var bad []string
+	for try := 0; try < 100; try++ {
+		resp, err := http.Get(ts.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text, bad = string(b), nil
+		for _, c := range want {
+			mm := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(c.metric) + ` (\S+)$`).FindStringSubmatch(text)
+			if mm == nil {
+				bad = append(bad, c.metric+" missing")
+				continue
+			}
+			if v, _ := strconv.ParseFloat(mm[1], 64); v != c.want {
+				bad = append(bad, fmt.Sprintf("%s = %v, want %v", c.metric, v, c.want))
+			}
+		}
+		if len(bad) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%s\nin\n%s", strings.Join(bad, "\n"), text)
 	}
 	if !strings.Contains(text, "# TYPE usersim_serve_request_duration_seconds histogram") || !strings.Contains(text, `le="+Inf"`) {
 		t.Fatal("histogram metadata missing")
