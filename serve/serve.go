@@ -274,8 +274,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 // authorized compares the bearer token with the key in constant time (of
 // their hashes, so the key's length does not leak either).
 func (s *Server) authorized(r *http.Request) bool {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110)
 		return false
 	}
 	h := sha256.Sum256([]byte(strings.TrimSpace(token)))

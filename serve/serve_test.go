@@ -427,6 +427,23 @@ func TestAuth(t *testing.T) {
 	if len(list.Data) != 1 || list.Data[0].ID != "stories260K" {
 		t.Fatalf("models %+v", list.Data)
 	}
+	for _, c := range []struct {
+		header string
+		status int
+	}{{"bearer s3cret", 200}, {"Bearer  s3cret ", 200}, {"Basic s3cret", 401}, {"Bearer s3cre", 401}, {"Bearer s3cret2", 401}, {"s3cret", 401}, {"", 401}} {
+		req, _ := http.NewRequest(http.MethodGet, ts.url+"/v1/models", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("Authorization %q: %d, want %d", c.header, resp.StatusCode, c.status)
+		}
+	}
 	resp, err := http.Get(ts.url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
