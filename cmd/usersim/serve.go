@@ -38,6 +38,7 @@ type serveFlags struct {
 	maxBody   string
 	timeout   time.Duration
 	maxTokens int
+	prefill   int
 	drain     time.Duration
 }
 
@@ -71,6 +72,7 @@ requests finish (up to --drain).`,
 	fl.StringVar(&f.maxBody, "max-body", "1MB", "largest request body (B, KB, MB; 1KB = 1024 bytes)")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "longest time one request may take, queueing included")
 	fl.IntVar(&f.maxTokens, "max-tokens", 512, "most tokens one request may generate (and the default)")
+	fl.IntVar(&f.prefill, "max-prefill", 2048, "most prompt tokens that join the batch in one step (a longer prompt joins alone)")
 	fl.DurationVar(&f.drain, "drain", 30*time.Second, "on shutdown, how long running requests may take to finish")
 	cmd.AddCommand(newServeLoadCmd())
 	return cmd
@@ -189,8 +191,8 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("--max-body: %w", err)
 	}
-	if f.maxBatch < 1 || f.maxTokens < 1 || f.timeout <= 0 || f.queue < 0 {
-		return errors.New("--max-batch, --max-tokens and --timeout must be positive, --queue at least 0")
+	if f.maxBatch < 1 || f.maxTokens < 1 || f.prefill < 1 || f.timeout <= 0 || f.queue < 0 {
+		return errors.New("--max-batch, --max-tokens, --max-prefill and --timeout must be positive, --queue at least 0")
 	}
 	apiKey := ""
 	if f.apiKeyEnv != "" {
@@ -229,7 +231,7 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 	opt := serve.Options{
 		Name: name, Adapters: adapters, Arch: m.Config.Arch, MaxContext: m.Config.MaxContext,
 		MaxBatch: f.maxBatch, QueueSize: f.queue, MaxBodyBytes: maxBody, Timeout: f.timeout,
-		MaxTokens: f.maxTokens, APIKey: apiKey,
+		MaxTokens: f.maxTokens, MaxPrefillTokens: f.prefill, APIKey: apiKey,
 	}
 	if err == nil {
 		opt.Template = &tmpl
