@@ -1,0 +1,191 @@
+// Package pipeline runs usersim's stages end to end over a workspace
+// directory (DESIGN.md §3): data → split → distill → personas → compact base
+// (tokenizer, init, pretraining) → one LoRA adapter per persona → predictions
+// on the test rows → evaluation against the classic baselines → report.
+//
+// Every stage writes its outputs into the workspace and, last, a manifest
+// holding the hash of its inputs and configuration (the previous stage's key
+// included). A rerun skips every stage whose manifest matches; a killed run
+// redoes only the unfinished stages, and the training stages resume from
+// their checkpoints. The memory and persona stages use their packages' own
+// manifests (memory.UpToDate, persona.UpToDate).
+package pipeline
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config describes one experiment. Zero fields are not defaulted: start from
+// DefaultConfig or QuickConfig and change what differs.
+type Config struct {
+	Workspace string `yaml:"workspace" json:"workspace"`
+	// Dataset is "synthetic" or a MovieLens name (see dataset.Names);
+	// DataDir holds its files (empty: generate the synthetic world, or
+	// download the release).
+	Dataset string `yaml:"dataset" json:"dataset"`
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	Seed    int64  `yaml:"seed" json:"seed"`
+
+	// Synthetic world size (used when Dataset is "synthetic" and DataDir
+	// is empty; 0 keeps synth.DefaultConfig's value).
+	SynthUsers int `yaml:"synth_users" json:"synth_users"`
+	SynthItems int `yaml:"synth_items" json:"synth_items"`
+
+	// Paper protocol split.
+	Users      int     `yaml:"users" json:"users"`
+	MinRatings int     `yaml:"min_ratings" json:"min_ratings"`
+	MaxRatings int     `yaml:"max_ratings" json:"max_ratings"`
+	TrainFrac  float64 `yaml:"train_frac" json:"train_frac"`
+
+	// Personas: K (0: elbow over KMin..KMax) and the embedder.
+	K        int    `yaml:"k" json:"k"`
+	KMin     int    `yaml:"k_min" json:"k_min"`
+	KMax     int    `yaml:"k_max" json:"k_max"`
+	Embedder string `yaml:"embedder" json:"embedder"`
+
+	Base     BaseConfig    `yaml:"base" json:"base"`
+	Adapters AdapterConfig `yaml:"adapters" json:"adapters"`
+	Eval     EvalConfig    `yaml:"eval" json:"eval"`
+}
+
+// BaseConfig is the compact base: its size, tokenizer and pretraining.
+type BaseConfig struct {
+	Preset  string `yaml:"preset" json:"preset"`
+	Hidden  int    `yaml:"hidden" json:"hidden"`
+	Layers  int    `yaml:"layers" json:"layers"`
+	Heads   int    `yaml:"heads" json:"heads"`
+	KVHeads int    `yaml:"kv_heads" json:"kv_heads"`
+	Context int    `yaml:"context" json:"context"`
+	// Vocab is the BPE vocabulary size (0: slm.CompactTokenizerOptions).
+	Vocab int `yaml:"vocab" json:"vocab"`
+	// PromptsPerUser bounds the rating prompts per user in the corpus.
+	PromptsPerUser int     `yaml:"prompts_per_user" json:"prompts_per_user"`
+	Steps          int     `yaml:"steps" json:"steps"`
+	Batch          int     `yaml:"batch" json:"batch"`
+	MicroBatch     int     `yaml:"micro_batch" json:"micro_batch"`
+	SeqLen         int     `yaml:"seq_len" json:"seq_len"`
+	LR             float64 `yaml:"lr" json:"lr"`
+}
+
+// AdapterConfig is the LoRA training of the persona adapters.
+type AdapterConfig struct {
+	Rank  int     `yaml:"rank" json:"rank"`
+	Alpha float64 `yaml:"alpha" json:"alpha"`
+	// Shared trains one adapter on every user first and starts each
+	// persona's adapter from it; SharedSteps are its steps.
+	Shared      bool    `yaml:"shared" json:"shared"`
+	SharedSteps int     `yaml:"shared_steps" json:"shared_steps"`
+	Steps       int     `yaml:"steps" json:"steps"`
+	Batch       int     `yaml:"batch" json:"batch"`
+	MicroBatch  int     `yaml:"micro_batch" json:"micro_batch"`
+	LR          float64 `yaml:"lr" json:"lr"`
+	// Variant is the prompt: "paper" or "default" (raft.Variant).
+	Variant string `yaml:"variant" json:"variant"`
+}
+
+// EvalConfig is the evaluation.
+type EvalConfig struct {
+	// Baselines are the classic baselines scored beside the agents.
+	Baselines []string `yaml:"baselines" json:"baselines"`
+	Bootstrap int      `yaml:"bootstrap" json:"bootstrap"`
+	// MaxTestUsers, when positive, scores the agents (and baselines) on
+	// the test rows of that many split users only.
+	MaxTestUsers int `yaml:"max_test_users" json:"max_test_users"`
+}
+
+// DefaultConfig is the embedded offline default: the default synthetic
+// world, the paper protocol with seed 1, the stats distiller, the behaviour
+// embedder with K chosen by the elbow, the tiny compact base pretrained on
+// the RAFT corpus, LoRA r 8 on all projections started from a shared adapter.
+func DefaultConfig() Config {
+	return Config{
+		Workspace:  "workspace",
+		Dataset:    "synthetic",
+		Seed:       1,
+		Users:      200,
+		MinRatings: 100,
+		MaxRatings: 200,
+		TrainFrac:  0.6,
+		K:          4,
+		KMin:       2,
+		KMax:       10,
+		Embedder:   "behaviour",
+		Base: BaseConfig{
+			Preset: "tiny", PromptsPerUser: 4,
+			Steps: 250, Batch: 16, MicroBatch: 8, SeqLen: 256, LR: 2e-3,
+		},
+		Adapters: AdapterConfig{
+			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 120,
+			Steps: 60, Batch: 8, MicroBatch: 8, LR: 2e-3, Variant: "paper",
+		},
+		Eval: EvalConfig{
+			Baselines: []string{"global", "user", "item", "bias", "svd"},
+			Bootstrap: 200,
+		},
+	}
+}
+
+// QuickConfig is a smoke run: a small world and a very small model with a
+// few steps, the whole pipeline in well under two minutes on two cores.
+func QuickConfig() Config {
+	c := DefaultConfig()
+	c.SynthUsers, c.SynthItems = 60, 500
+	c.Users, c.MinRatings, c.MaxRatings = 16, 20, 500
+	c.K = 2
+	c.Base = BaseConfig{
+		Preset: "tiny", Hidden: 32, Layers: 2, Heads: 4, KVHeads: 2, Context: 1024, Vocab: 1000,
+		PromptsPerUser: 2, Steps: 60, Batch: 8, MicroBatch: 8, SeqLen: 128, LR: 3e-3,
+	}
+	c.Adapters.SharedSteps, c.Adapters.Steps, c.Adapters.Batch, c.Adapters.MicroBatch = 20, 10, 4, 4
+	c.Adapters.Rank, c.Adapters.Alpha = 4, 8
+	c.Eval.Baselines = []string{"global", "bias"}
+	c.Eval.Bootstrap = -1
+	c.Eval.MaxTestUsers = 8
+	return c
+}
+
+// LoadConfig reads a YAML config over base: fields the file names replace
+// base's; unknown fields are an error.
+func LoadConfig(path string, base Config) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return base, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	c := base
+	if err := dec.Decode(&c); err != nil {
+		return base, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Marshal returns the config as YAML.
+func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+// Validate reports the first unusable field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Workspace == "":
+		return fmt.Errorf("workspace: empty")
+	case c.Users == 0:
+		return fmt.Errorf("users: 0 (negative: every eligible user)")
+	case c.TrainFrac <= 0 || c.TrainFrac >= 1:
+		return fmt.Errorf("train_frac %g: want 0 < f < 1", c.TrainFrac)
+	case c.K < 0:
+		return fmt.Errorf("k %d: want 0 (elbow) or more", c.K)
+	case c.Base.Steps <= 0 || c.Base.Batch <= 0 || c.Base.SeqLen <= 0:
+		return fmt.Errorf("base: steps, batch and seq_len must be positive")
+	case c.Adapters.Rank <= 0 || c.Adapters.Steps <= 0 || c.Adapters.Batch <= 0:
+		return fmt.Errorf("adapters: rank, steps and batch must be positive")
+	case c.Adapters.Shared && c.Adapters.SharedSteps <= 0:
+		return fmt.Errorf("adapters: shared_steps must be positive when shared")
+	case c.Adapters.Variant != "paper" && c.Adapters.Variant != "default":
+		return fmt.Errorf("adapters.variant %q: want paper or default", c.Adapters.Variant)
+	}
+	return nil
+}

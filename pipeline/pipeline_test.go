@@ -1,0 +1,153 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/usersim/usersim/eval"
+)
+
+// TestQuickEndToEnd runs the Quick pipeline in a temporary workspace, checks
+// the artefacts and the results, and that a second run skips every stage.
+func TestQuickEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	cfg := QuickConfig()
+	cfg.Workspace = t.TempDir()
+	var log bytes.Buffer
+	rep, err := Run(ctx, cfg, Options{Progress: &log})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	t.Logf("first run %s\n%s", rep.Took, log.String())
+	for _, st := range rep.Stages {
+		if st.Skipped {
+			t.Errorf("first run skipped stage %s", st.Stage)
+		}
+	}
+	for _, f := range []string{
+		ConfigFile, SplitFile, "memory/profiles.jsonl", "memory/interactions.jsonl",
+		"personas/assignments.json", "models/base/config.json", "models/base/model.safetensors",
+		"models/base/tokenizer.json",
+		"adapters/shared/adapter_config.json", "adapters/shared/adapter_model.safetensors",
+		"results/results.json", "results/report.md",
+	} {
+		if _, err := os.Stat(filepath.Join(cfg.Workspace, f)); err != nil {
+			t.Errorf("missing artefact: %v", err)
+		}
+	}
+	persona := 0
+	for p := range 8 {
+		if _, err := os.Stat(filepath.Join(cfg.Workspace, "adapters", PersonaAdapter(p), "adapter_model.safetensors")); err == nil {
+			persona++
+		}
+	}
+	if persona == 0 {
+		t.Error("no persona adapter written")
+	}
+	res := readResults(t, filepath.Join(cfg.Workspace, "results", "results.json"))
+	want := map[string]bool{"global": false, "bias": false, "agent-paper": false}
+	for _, p := range res.Predictors {
+		for w := range want {
+			if p.Name == w || strings.HasPrefix(p.Name, w+"-") {
+				want[w] = true
+				rmse := float64(p.RMSE)
+				if math.IsNaN(rmse) || rmse <= 0 || rmse > 4 {
+					t.Errorf("%s: RMSE %v", p.Name, rmse)
+				}
+			}
+		}
+	}
+	for w, ok := range want {
+		if !ok {
+			t.Errorf("results.json lacks predictor %s", w)
+		}
+	}
+
+	// A second run is a no-op.
+	log.Reset()
+	rep2, err := Run(ctx, cfg, Options{Progress: &log})
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	for _, st := range rep2.Stages {
+		if !st.Skipped {
+			t.Errorf("second run redid stage %s", st.Stage)
+		}
+	}
+	if rep2.Results == nil || len(rep2.Results.Predictors) != len(res.Predictors) {
+		t.Error("second run lost the results")
+	}
+
+	// A changed adapter config redoes the adapters and eval only.
+	cfg.Adapters.Steps++
+	log.Reset()
+	rep3, err := Run(ctx, cfg, Options{Progress: &log})
+	if err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	for _, st := range rep3.Stages {
+		redo := st.Stage == StageAdapters || st.Stage == StageEval
+		if st.Skipped == redo {
+			t.Errorf("after changing adapters.steps: stage %s skipped=%v", st.Stage, st.Skipped)
+		}
+	}
+}
+
+func readResults(t *testing.T, path string) *eval.Results {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := eval.ReadResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"workspace", func(c *Config) { c.Workspace = "" }},
+		{"users", func(c *Config) { c.Users = 0 }},
+		{"train_frac", func(c *Config) { c.TrainFrac = 1 }},
+		{"k", func(c *Config) { c.K = -1 }},
+		{"variant", func(c *Config) { c.Adapters.Variant = "x" }},
+		{"rank", func(c *Config) { c.Adapters.Rank = 0 }},
+	} {
+		cfg := DefaultConfig()
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("default: %v", err)
+		}
+		c.edit(&cfg)
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: bad config accepted", c.name)
+		}
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte("k: 3\nadapters:\n  rank: 16\n"), 0o644)
+	c, err := LoadConfig(p, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.K != 3 || c.Adapters.Rank != 16 || c.Adapters.Steps != DefaultConfig().Adapters.Steps {
+		t.Errorf("loaded %+v", c)
+	}
+	os.WriteFile(p, []byte("kk: 3\n"), 0o644)
+	if _, err := LoadConfig(p, DefaultConfig()); err == nil {
+		t.Error("unknown field accepted")
+	}
+}
