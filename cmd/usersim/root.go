@@ -43,5 +43,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPersonasCmd())
 	root.AddCommand(newDistillCmd())
 	root.AddCommand(newServeCmd())
+	root.AddCommand(newRunCmd())
 	return root
 }
