@@ -40,26 +40,47 @@ type serveFlags struct {
 	maxTokens int
 	prefill   int
 	drain     time.Duration
+
+	// The agent API (--workspace).
+	workspace string
+	ws        workspaceOptions
+	maxRate   int
 }
 
 func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve MODEL",
+		Use:   "serve [MODEL]",
 		Short: "Serve a model and its persona adapters over an OpenAI-compatible HTTP API",
 		Long: `Serve MODEL (a GGUF file or a Hugging Face directory) and LoRA adapters over
 HTTP: POST /v1/chat/completions and /v1/completions (OpenAI-compatible, with
 streaming and logprobs; "model" is an adapter's name, or the base model's name
 for none), GET /v1/models, /healthz and /metrics (Prometheus).
 
+With --workspace DIR it also serves the workspace's user agents, each with
+its persona's adapter (adapters/persona-<k>/, served as "persona-<k>"):
+POST /v1/agents/{user}/rate ({"items": [...], "explain": false}: rating
+distributions), POST /v1/agents/{user}/choose ({"items": [...]}: the chosen
+item or "exit") and GET /v1/personas. MODEL defaults to DIR/models/base; the
+dataset to the one the workspace was distilled from.
+
 Concurrent requests are batched together on the shared base, whatever their
 adapters. SIGINT or SIGTERM stops accepting connections and lets the running
 requests finish (up to --drain).`,
 		Example: `  usersim serve base.gguf --adapter cinephile=adapters/p0 --adapter casual=adapters/p1
-  USERSIM_API_KEY=secret usersim serve base.gguf --api-key-env USERSIM_API_KEY --addr 0.0.0.0:8080`,
-		Args: cobra.ExactArgs(1),
+  USERSIM_API_KEY=secret usersim serve base.gguf --api-key-env USERSIM_API_KEY --addr 0.0.0.0:8080
+  usersim serve --workspace ws
+  usersim serve --workspace ws-ml1m --dataset ml-1m --data-dir ../shared/data/ml-1m`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runServe(cmd, args[0], f)
+			f.ws.srcChanged = cmd.Flags().Changed("dataset") || cmd.Flags().Changed("data-dir")
+			switch {
+			case len(args) == 1:
+				return runServe(cmd, args[0], f)
+			case f.workspace != "":
+				return runServe(cmd, filepath.Join(f.workspace, filepath.FromSlash(baseModelDir)), f)
+			}
+			return errors.New("give MODEL, or --workspace DIR to serve its base model")
 		},
 	}
 	fl := cmd.Flags()
@@ -74,6 +95,12 @@ requests finish (up to --drain).`,
 	fl.IntVar(&f.maxTokens, "max-tokens", 512, "most tokens one request may generate (and the default)")
 	fl.IntVar(&f.prefill, "max-prefill", 2048, "most prompt tokens that join the batch in one step (a longer prompt joins alone)")
 	fl.DurationVar(&f.drain, "drain", 30*time.Second, "on shutdown, how long running requests may take to finish")
+	fl.StringVar(&f.workspace, "workspace", "", "serve the user agents of the experiment in `DIR` (dataset, split, memories, personas, adapters)")
+	f.ws.src.addFlags(fl)
+	fl.StringVar(&f.ws.variant, "prompt-variant", "", "the agents' prompt variant, as the adapters were trained (paper or default; default: raft's)")
+	fl.BoolVar(&f.ws.noMemory, "no-memory", false, "Ms-only agent prompts (no retrieved memory), as the adapters were trained")
+	fl.IntVar(&f.ws.topK, "top-k", 0, "memories retrieved per agent prompt (0: raft's default, 1)")
+	fl.IntVar(&f.maxRate, "max-rate-items", serve.DefaultMaxRateItems, "most items one rate request may carry")
 	cmd.AddCommand(newServeLoadCmd())
 	return cmd
 }
@@ -194,6 +221,9 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 	if f.maxBatch < 1 || f.maxTokens < 1 || f.prefill < 1 || f.timeout <= 0 || f.queue < 0 {
 		return errors.New("--max-batch, --max-tokens, --max-prefill and --timeout must be positive, --queue at least 0")
 	}
+	if f.maxRate < 1 || f.ws.topK < 0 {
+		return errors.New("--max-rate-items must be positive, --top-k at least 0")
+	}
 	apiKey := ""
 	if f.apiKeyEnv != "" {
 		apiKey = os.Getenv(f.apiKeyEnv)
@@ -227,6 +257,18 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 		}
 		adapters[an] = a
 	}
+	var ws *agentWorkspace
+	if f.workspace != "" {
+		if ws, err = loadAgentWorkspace(cmd.Context(), f.workspace, m, tok, f.ws); err != nil {
+			return err
+		}
+		for an, a := range ws.adapters {
+			if _, dup := adapters[an]; dup || an == name {
+				return fmt.Errorf("--workspace: the persona adapter name %s is taken by --adapter or --name", an)
+			}
+			adapters[an] = a
+		}
+	}
 	tmpl, err := chatTemplate(path, m.Config.Arch, tok)
 	opt := serve.Options{
 		Name: name, Adapters: adapters, Arch: m.Config.Arch, MaxContext: m.Config.MaxContext,
@@ -243,6 +285,10 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 		return err
 	}
 	defer s.Close()
+	if ws != nil {
+		s.HandleAgents(ws.svc, serve.AgentOptions{MaxRateItems: f.maxRate})
+		fmt.Fprintf(cmd.ErrOrStderr(), "serving the agents of %d users of %s\n", ws.users, f.workspace)
+	}
 
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {

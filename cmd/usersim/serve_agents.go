@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/usersim/usersim/agent"
+	"github.com/usersim/usersim/dataset"
+	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/memory"
+	"github.com/usersim/usersim/persona"
+	"github.com/usersim/usersim/serve"
+	"github.com/usersim/usersim/slm"
+	"github.com/usersim/usersim/slm/lora"
+	"github.com/usersim/usersim/slm/tokenizer"
+	"github.com/usersim/usersim/train/raft"
+)
+
+// Workspace artefacts `usersim serve --workspace` reads.
+const (
+	splitFile      = "split/split.bin"
+	adaptersDir    = "adapters"
+	personaAdapter = "persona-%d" // adapter name (and directory) of persona k
+	baseModelDir   = "models/base"
+)
+
+// agentWorkspace is what `usersim serve --workspace` loads: the agent service
+// and the persona adapters to serve by name.
+type agentWorkspace struct {
+	svc      *serve.PoolService
+	adapters map[string]*lora.Adapter
+	users    int
+}
+
+// workspaceOptions say how the workspace's agents are built.
+type workspaceOptions struct {
+	src        dataSource
+	srcChanged bool // --dataset or --data-dir given
+	variant    string
+	noMemory   bool
+	topK       int
+}
+
+// missing wraps a missing artefact's error with what makes it.
+func missing(ws, what, path, how string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("workspace %s is incomplete: no %s (%s; %s): %w", ws, what, path, how, err)
+	}
+	return fmt.Errorf("workspace %s: %s (%s): %w", ws, what, path, err)
+}
+
+// loadAgentWorkspace loads ws's dataset, split, memories, personas and
+// persona adapters for model m and builds the agents.
+func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *tokenizer.Tokenizer, o workspaceOptions) (*agentWorkspace, error) {
+	if st, err := os.Stat(ws); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("--workspace %s: not a directory", ws)
+	}
+	man, err := memory.ReadManifest(ws)
+	if err != nil {
+		return nil, missing(ws, "memories", filepath.Join(ws, memory.Dir, memory.ManifestFile), "run `usersim distill`", err)
+	}
+	// The dataset: the flags', or the one the workspace was distilled from.
+	src := o.src
+	if !o.srcChanged && man.Dataset.Name != "" && (man.Dataset.Name == "synthetic" || dataset.Known(man.Dataset.Name)) {
+		src.Name = man.Dataset.Name
+	}
+	d, err := src.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("workspace %s: dataset: %w", ws, err)
+	}
+	if fp := split.FingerprintOf(d); fp != man.Dataset {
+		return nil, fmt.Errorf("workspace %s was distilled from dataset %s (%d ratings, sha256 %.12s), not the loaded %s (%d ratings, sha256 %.12s): give its --dataset and --data-dir",
+			ws, man.Dataset.Name, man.Dataset.Ratings, man.Dataset.SHA256, fp.Name, fp.Ratings, fp.SHA256)
+	}
+	sp := filepath.Join(ws, filepath.FromSlash(splitFile))
+	s, err := split.Load(sp, d)
+	if err != nil {
+		return nil, missing(ws, "split", sp, "run `usersim distill`", err)
+	}
+	if split := memory.SplitInfoOf(s); split.SHA256 != man.Split.SHA256 {
+		return nil, fmt.Errorf("workspace %s: the memories were distilled from another split than %s: run `usersim distill` again", ws, sp)
+	}
+	ps, ms, err := memory.Load(ws)
+	if err != nil {
+		return nil, missing(ws, "memories", filepath.Join(ws, memory.Dir), "run `usersim distill`", err)
+	}
+	as, err := persona.LoadAssignments(ws)
+	if err != nil {
+		return nil, missing(ws, "persona assignments", filepath.Join(ws, persona.Dir, "assignments.json"), "run `usersim personas`", err)
+	}
+	sum, err := persona.LoadSummary(ws)
+	if err != nil {
+		return nil, missing(ws, "persona summary", filepath.Join(ws, persona.Dir, "summary.json"), "run `usersim personas`", err)
+	}
+	if as.K < 1 || sum.K != as.K {
+		return nil, fmt.Errorf("workspace %s: persona assignments have K %d, the summary K %d", ws, as.K, sum.K)
+	}
+	set, err := lora.NewSet(m.Config.LoRABase())
+	if err != nil {
+		return nil, err
+	}
+	adapters := map[string]*lora.Adapter{}
+	for k := range as.K {
+		name := fmt.Sprintf(personaAdapter, k)
+		dir := filepath.Join(ws, adaptersDir, name)
+		a, err := lora.Load(dir, m.Config.LoRABase())
+		if err != nil {
+			return nil, missing(ws, fmt.Sprintf("adapter of persona %d", k), dir, "train the persona adapters first (`usersim run`)", err)
+		}
+		if err := set.Add(name, a); err != nil {
+			return nil, err
+		}
+		adapters[name] = a
+	}
+	in := raft.Inputs{Dataset: d, Split: s, Profiles: ps, Interactions: ms, Personas: as.Personas}
+	ropt := raft.Options{Variant: raft.Variant(o.variant), NoMemory: o.noMemory, TopK: o.topK}
+	local, err := agent.NewLocal(m, tok, set)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := agent.NewPool(in, ropt, local, agent.Config{Adapter: agent.PersonaAdapters(personaAdapter)})
+	if err != nil {
+		return nil, fmt.Errorf("workspace %s: agents: %w", ws, err)
+	}
+	svc, err := serve.NewPoolService(pool, d, sum, func(k int) string {
+		if k < 0 || k >= as.K {
+			return ""
+		}
+		return fmt.Sprintf(personaAdapter, k)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &agentWorkspace{svc: svc, adapters: adapters, users: len(ps)}, nil
+}
