@@ -95,6 +95,11 @@ type EvalConfig struct {
 	// MaxTestUsers, when positive, scores the agents (and baselines) on
 	// the test rows of that many split users only.
 	MaxTestUsers int `yaml:"max_test_users" json:"max_test_users"`
+	// SharedAgent also scores the shared adapter alone for every user
+	// (one LoRA for all users, K = 1); needs Adapters.Shared.
+	SharedAgent bool `yaml:"shared_agent" json:"shared_agent"`
+	// ZeroShot also scores the frozen base without any adapter.
+	ZeroShot bool `yaml:"zero_shot" json:"zero_shot"`
 }
 
 // DefaultConfig is the embedded offline default: the default synthetic
@@ -124,7 +129,7 @@ func DefaultConfig() Config {
 		},
 		Eval: EvalConfig{
 			Baselines: []string{"global", "user", "item", "bias", "svd"},
-			Bootstrap: 200,
+			Bootstrap: 200, SharedAgent: true, ZeroShot: true,
 		},
 	}
 }

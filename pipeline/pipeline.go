@@ -636,11 +636,31 @@ func (r *runner) eval(ctx context.Context) (bool, error) {
 		ps = append(ps, baseline.NewOracle(r.world.Expected))
 	}
 	label := "agent-" + r.cfg.Adapters.Variant
-	if r.k > 0 {
-		label += fmt.Sprintf("-K%d", r.k)
+	ag := &agent.Predictor{Pool: pool, Mode: agent.Expected, Label: fmt.Sprintf("%s-K%d", label, r.k)}
+	agents := []*agent.Predictor{ag}
+	// Ablations on the same rows: one adapter for all users, no adapter.
+	extra := map[string]string{}
+	if e.SharedAgent && shared {
+		extra[label+"-K1"] = SharedAdapter
 	}
-	ag := &agent.Predictor{Pool: pool, Mode: agent.Expected, Label: label}
-	ps = append(ps, ag)
+	if e.ZeroShot {
+		extra[label+"-zeroshot"] = ""
+	}
+	for _, name := range []string{label + "-K1", label + "-zeroshot"} {
+		ad, ok := extra[name]
+		if !ok {
+			continue
+		}
+		p, err := agent.NewPool(r.inputs(), r.raftOptions(), local, agent.Config{
+			Adapter: func(string, int) string { return ad }})
+		if err != nil {
+			return false, err
+		}
+		agents = append(agents, &agent.Predictor{Pool: p, Mode: agent.Expected, Label: name})
+	}
+	for _, a := range agents {
+		ps = append(ps, a)
+	}
 	eo := eval.Options{Seed: r.cfg.Seed, Bootstrap: e.Bootstrap, Progress: r.out}
 	if !slices.Contains(e.Baselines, "bias") {
 		eo.Reference = "none"
@@ -649,8 +669,10 @@ func (r *runner) eval(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := ag.Err(); err != nil {
-		return false, fmt.Errorf("agent predictions: %w", err)
+	for _, a := range agents {
+		if err := a.Err(); err != nil {
+			return false, fmt.Errorf("%s predictions: %w", a.Name(), err)
+		}
 	}
 	if err := res.WriteFiles(resDir); err != nil {
 		return false, err

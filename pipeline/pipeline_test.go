@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestQuickEndToEnd(t *testing.T) {
 	cfg := QuickConfig()
 	cfg.Workspace = t.TempDir()
 	var log bytes.Buffer
-	rep, err := Run(ctx, cfg, Options{Progress: &log})
+	rep, err := Run(ctx, cfg, Options{Progress: &log, Logger: quiet})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
@@ -50,7 +51,7 @@ func TestQuickEndToEnd(t *testing.T) {
 		t.Error("no persona adapter written")
 	}
 	res := readResults(t, filepath.Join(cfg.Workspace, "results", "results.json"))
-	want := map[string]bool{"global": false, "bias": false, "agent-paper": false}
+	want := map[string]bool{"global": false, "bias": false, "agent-paper-K2": false, "agent-paper-K1": false, "agent-paper-zeroshot": false}
 	for _, p := range res.Predictors {
 		for w := range want {
 			if p.Name == w || strings.HasPrefix(p.Name, w+"-") {
@@ -70,7 +71,7 @@ func TestQuickEndToEnd(t *testing.T) {
 
 	// A second run is a no-op.
 	log.Reset()
-	rep2, err := Run(ctx, cfg, Options{Progress: &log})
+	rep2, err := Run(ctx, cfg, Options{Progress: &log, Logger: quiet})
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -86,7 +87,7 @@ func TestQuickEndToEnd(t *testing.T) {
 	// A changed adapter config redoes the adapters and eval only.
 	cfg.Adapters.Steps++
 	log.Reset()
-	rep3, err := Run(ctx, cfg, Options{Progress: &log})
+	rep3, err := Run(ctx, cfg, Options{Progress: &log, Logger: quiet})
 	if err != nil {
 		t.Fatalf("third run: %v", err)
 	}
@@ -97,6 +98,8 @@ func TestQuickEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+var quiet = slog.New(slog.DiscardHandler)
 
 func readResults(t *testing.T, path string) *eval.Results {
 	t.Helper()
