@@ -154,3 +154,50 @@ func TestLoadConfig(t *testing.T) {
 		t.Error("unknown field accepted")
 	}
 }
+
+// cancelOn cancels when a line containing marker is written.
+type cancelOn struct {
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.marker) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestResumeAfterKill interrupts the Quick pipeline in the adapters stage
+// and checks that the rerun skips the finished stages and completes.
+func TestResumeAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the quick pipeline twice")
+	}
+	cfg := QuickConfig()
+	cfg.Workspace = t.TempDir()
+	cfg.Eval.SharedAgent, cfg.Eval.ZeroShot = false, false
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Run(ctx, cfg, Options{Progress: cancelOn{"adapter shared:", cancel}, Logger: quiet})
+	if err == nil {
+		t.Fatal("cancelled run returned no error")
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Workspace, "results", "results.json")); err == nil {
+		t.Fatal("cancelled run wrote results")
+	}
+	var log bytes.Buffer
+	rep, err := Run(context.Background(), cfg, Options{Progress: &log, Logger: quiet})
+	if err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, log.String())
+	}
+	for _, st := range rep.Stages {
+		redo := st.Stage == StageAdapters || st.Stage == StageEval
+		if st.Skipped == redo {
+			t.Errorf("resumed run: stage %s skipped=%v", st.Stage, st.Skipped)
+		}
+	}
+	if !strings.Contains(log.String(), "adapter shared: up to date") {
+		t.Errorf("resumed run retrained the finished shared adapter:\n%s", log.String())
+	}
+}
