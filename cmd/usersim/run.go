@@ -23,8 +23,10 @@ type runFlags struct {
 	noShared bool
 }
 
-func newRunCmd() *cobra.Command {
-	var f runFlags
+func newRunCmd() *cobra.Command { return newRunCmdFlags(&runFlags{}) }
+
+// newRunCmdFlags builds `usersim run` with its flags bound to f.
+func newRunCmdFlags(f *runFlags) *cobra.Command {
 	f.cfg = pipeline.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -43,7 +45,7 @@ func newRunCmd() *cobra.Command {
 			"  usersim run --quick --workspace /tmp/ws\n" +
 			"  usersim run --dataset ml-100k --data-dir ../shared/data/ml-100k --workspace ws-ml100k",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, &f) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, f) },
 	}
 	fs := cmd.Flags()
 	c := &f.cfg
