@@ -111,11 +111,17 @@ func (s *Server) HandleAgents(svc AgentService, o AgentOptions) {
 	s.Handle("POST /v1/agents/{user}/rate", http.HandlerFunc(h.rate))
 	s.Handle("POST /v1/agents/{user}/choose", http.HandlerFunc(h.choose))
 	s.Handle("GET /v1/personas", http.HandlerFunc(h.personas))
-	// Other methods on these paths: 405 rather than the catch-all 404.
-	for path, m := range map[string]string{
+	// Other methods on these paths: 405 rather than the catch-all 404
+	// (patterns with a method, so the metrics name the endpoint).
+	for path, allow := range map[string]string{
 		"/v1/agents/{user}/rate": http.MethodPost, "/v1/agents/{user}/choose": http.MethodPost, "/v1/personas": http.MethodGet,
 	} {
-		s.Handle(path, methodNotAllowed(m))
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			// GET patterns also match HEAD.
+			if m != allow && !(m == http.MethodHead && allow == http.MethodGet) {
+				s.Handle(m+" "+path, methodNotAllowed(allow))
+			}
+		}
 	}
 }
 

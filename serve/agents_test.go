@@ -154,14 +154,21 @@ func buildAgentWorld() (*agentWorld, error) {
 	return aw, nil
 }
 
-// pool builds an agent pool over the world.
-func (aw *agentWorld) pool(t testing.TB) *agent.Pool {
+// pool builds an agent pool over the world: on a Local backend, or with
+// batched, on a BatchBackend over it.
+func (aw *agentWorld) pool(t testing.TB, batched ...bool) *agent.Pool {
 	t.Helper()
 	l, err := agent.NewLocal(aw.m, aw.tok, aw.set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := agent.NewPool(aw.in, raft.Options{}, l, agent.Config{Adapter: agent.PersonaAdapters("persona-%d"), ExplainTokens: 4})
+	var backend agent.Backend = l
+	if len(batched) > 0 && batched[0] {
+		bb := NewBatchBackend(l, 0)
+		t.Cleanup(func() { bb.Close() })
+		backend = bb
+	}
+	p, err := agent.NewPool(aw.in, raft.Options{}, backend, agent.Config{Adapter: agent.PersonaAdapters("persona-%d"), ExplainTokens: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +184,7 @@ func agentServer(t testing.TB, aw *agentWorld) (*httptest.Server, *agent.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := aw.pool(t)
+	p := aw.pool(t, true)
 	svc, err := NewPoolService(p, aw.d, aw.sum, func(k int) string { return fmt.Sprintf("persona-%d", k) })
 	if err != nil {
 		t.Fatal(err)
@@ -419,6 +426,7 @@ func TestAgentErrors(t *testing.T) {
 		{"too large", "POST", "/v1/agents/" + user + "/rate", agentKey, `{"items":["` + strings.Repeat("x", 5000) + `"]}`, http.StatusRequestEntityTooLarge},
 		{"GET rate", "GET", "/v1/agents/" + user + "/rate", agentKey, "", http.StatusMethodNotAllowed},
 		{"POST personas", "POST", "/v1/personas", agentKey, "{}", http.StatusMethodNotAllowed},
+		{"DELETE choose", "DELETE", "/v1/agents/" + user + "/choose", agentKey, "", http.StatusMethodNotAllowed},
 	}
 	if aw.plain != "" {
 		tests = append(tests, struct {
@@ -475,6 +483,7 @@ func TestAgentConcurrent(t *testing.T) {
 	}
 	aw := newAgentWorld(t)
 	ts, _ := agentServer(t, aw)
+	ref := aw.pool(t)
 	var wg sync.WaitGroup
 	errs := make(chan string, 16)
 	for i := range 8 {
@@ -482,7 +491,8 @@ func TestAgentConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			user := aw.profiled[i%len(aw.profiled)]
-			body := bytes.NewBufferString(fmt.Sprintf(`{"items":[%q,%q]}`, aw.d.Items[i].ID, aw.d.Items[i+1].ID))
+			items := []string{aw.d.Items[i].ID, aw.d.Items[i+1].ID}
+			body := bytes.NewBufferString(fmt.Sprintf(`{"items":[%q,%q]}`, items[0], items[1]))
 			req, _ := http.NewRequest("POST", ts.URL+"/v1/agents/"+user+"/rate", body)
 			req.Header.Set("Authorization", "Bearer "+agentKey)
 			resp, err := ts.Client().Do(req)
@@ -490,9 +500,23 @@ func TestAgentConcurrent(t *testing.T) {
 				errs <- err.Error()
 				return
 			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				errs <- fmt.Sprintf("status %d", resp.StatusCode)
+			defer resp.Body.Close()
+			var got rateResponse
+			if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&got) != nil || len(got.Ratings) != 2 {
+				errs <- fmt.Sprintf("status %d, %+v", resp.StatusCode, got)
+				return
+			}
+			// Merged with other requests, the answers are each request's own.
+			a, _ := ref.Agent(user)
+			want, err := a.RateMany(context.Background(), items)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			for j, r := range got.Ratings {
+				if math.Abs(r.Expected-want[j].Expected) > 1e-5 {
+					errs <- fmt.Sprintf("%s/%s: expected %v, agent directly %v", user, items[j], r.Expected, want[j].Expected)
+				}
 			}
 		}()
 	}

@@ -262,6 +262,7 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 		if ws, err = loadAgentWorkspace(cmd.Context(), f.workspace, m, tok, f.ws); err != nil {
 			return err
 		}
+		defer ws.backend.Close()
 		for an, a := range ws.adapters {
 			if _, dup := adapters[an]; dup || an == name {
 				return fmt.Errorf("--workspace: the persona adapter name %s is taken by --adapter or --name", an)

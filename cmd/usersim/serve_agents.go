@@ -34,6 +34,7 @@ type agentWorkspace struct {
 	svc      *serve.PoolService
 	adapters map[string]*lora.Adapter
 	users    int
+	backend  *serve.BatchBackend // close after the server
 }
 
 // workspaceOptions say how the workspace's agents are built.
@@ -122,8 +123,12 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 	if err != nil {
 		return nil, err
 	}
-	pool, err := agent.NewPool(in, ropt, local, agent.Config{Adapter: agent.PersonaAdapters(personaAdapter)})
+	// Concurrent requests' prompts are scored together, whatever their
+	// personas.
+	backend := serve.NewBatchBackend(local, 0)
+	pool, err := agent.NewPool(in, ropt, backend, agent.Config{Adapter: agent.PersonaAdapters(personaAdapter)})
 	if err != nil {
+		backend.Close()
 		return nil, fmt.Errorf("workspace %s: agents: %w", ws, err)
 	}
 	svc, err := serve.NewPoolService(pool, d, sum, func(k int) string {
@@ -133,7 +138,8 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 		return fmt.Sprintf(personaAdapter, k)
 	})
 	if err != nil {
+		backend.Close()
 		return nil, err
 	}
-	return &agentWorkspace{svc: svc, adapters: adapters, users: len(ps)}, nil
+	return &agentWorkspace{svc: svc, adapters: adapters, users: len(ps), backend: backend}, nil
 }
