@@ -164,7 +164,7 @@ func (aw *agentWorld) pool(t testing.TB, batched ...bool) *agent.Pool {
 	}
 	var backend agent.Backend = l
 	if len(batched) > 0 && batched[0] {
-		bb := NewBatchBackend(l, 0)
+		bb := NewBatchBackend(l, 0, 0)
 		t.Cleanup(func() { bb.Close() })
 		backend = bb
 	}

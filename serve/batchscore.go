@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ type BatchBackend struct {
 	done  chan struct{}
 	once  sync.Once
 	wg    sync.WaitGroup
+	slots chan struct{} // one per merged call running
 
 	calls   atomic.Int64 // merged calls made
 	waiting atomic.Int64 // calls waiting to be taken by the loop (for tests)
@@ -49,20 +51,23 @@ type scoreResult struct {
 }
 
 // NewBatchBackend wraps inner; max bounds the prompts of one merged call (0:
-// DefaultBatchPrompts; a single larger call still runs, alone). Close stops
-// it.
-func NewBatchBackend(inner agent.Backend, max int) *BatchBackend {
+// DefaultBatchPrompts; a single larger call still runs, alone) and parallel
+// the merged calls running at once (0: GOMAXPROCS). Close stops it.
+func NewBatchBackend(inner agent.Backend, max, parallel int) *BatchBackend {
 	if max <= 0 {
 		max = DefaultBatchPrompts
 	}
-	b := &BatchBackend{inner: inner, max: max, reqs: make(chan *scoreCall), done: make(chan struct{})}
+	if parallel <= 0 {
+		parallel = runtime.GOMAXPROCS(0)
+	}
+	b := &BatchBackend{inner: inner, max: max, reqs: make(chan *scoreCall), done: make(chan struct{}), slots: make(chan struct{}, parallel)}
 	b.wg.Add(1)
 	go b.loop()
 	return b
 }
 
 // Close stops merging: later calls fail with ErrClosed. It waits for the
-// running merged call.
+// running merged calls.
 func (b *BatchBackend) Close() error {
 	b.once.Do(func() { close(b.done) })
 	b.wg.Wait()
@@ -99,12 +104,20 @@ func (b *BatchBackend) Score(ctx context.Context, prompts []agent.Prompt, candid
 	}
 }
 
-// loop takes the first waiting call and every other waiting call with the
-// same candidates (up to max prompts), runs them as one, and repeats.
+// loop waits for a free slot, takes the first waiting call and every other
+// waiting call with the same candidates (up to max prompts), starts them as
+// one call, and repeats.
 func (b *BatchBackend) loop() {
 	defer b.wg.Done()
 	var backlog []*scoreCall
 	for {
+		// Wait for a free slot first: calls arriving meanwhile queue up
+		// and are merged.
+		select {
+		case b.slots <- struct{}{}:
+		case <-b.done:
+			return
+		}
 		var first *scoreCall
 		if len(backlog) > 0 {
 			first, backlog = backlog[0], backlog[1:]
@@ -112,6 +125,7 @@ func (b *BatchBackend) loop() {
 			select {
 			case first = <-b.reqs:
 			case <-b.done:
+				<-b.slots
 				return
 			}
 		}
@@ -141,7 +155,11 @@ func (b *BatchBackend) loop() {
 				break drain
 			}
 		}
-		b.run(group)
+		b.wg.Add(1)
+		go func() {
+			defer func() { <-b.slots; b.wg.Done() }()
+			b.run(group)
+		}()
 	}
 }
 

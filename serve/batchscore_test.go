@@ -85,7 +85,7 @@ func checkScores(t *testing.T, ps []agent.Prompt, cands []string, lp [][]float64
 // and every caller gets its own prompts' scores.
 func TestBatchBackendMerges(t *testing.T) {
 	f := &fakeBackend{gate: make(chan struct{})}
-	b := NewBatchBackend(f, 10)
+	b := NewBatchBackend(f, 10, 1)
 	defer b.Close()
 	scale, labels := []string{" 1", " 2", " 3"}, []string{"A", "B", "0"}
 	type call struct {
@@ -130,7 +130,7 @@ func TestBatchBackendMerges(t *testing.T) {
 
 func TestBatchBackendErrors(t *testing.T) {
 	f := &fakeBackend{}
-	b := NewBatchBackend(f, 0)
+	b := NewBatchBackend(f, 0, 1)
 	if _, err := b.Score(context.Background(), []agent.Prompt{{Text: "panic"}}, []string{"x"}); err == nil || !strings.Contains(err.Error(), "panic") {
 		t.Errorf("a panicking backend: %v", err)
 	}
@@ -162,7 +162,7 @@ func TestBatchBackendErrors(t *testing.T) {
 // call of the others.
 func TestBatchBackendCancelOne(t *testing.T) {
 	f := &fakeBackend{gate: make(chan struct{})}
-	b := NewBatchBackend(f, 0)
+	b := NewBatchBackend(f, 0, 1)
 	defer b.Close()
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -125,7 +125,7 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 	}
 	// Concurrent requests' prompts are scored together, whatever their
 	// personas.
-	backend := serve.NewBatchBackend(local, 0)
+	backend := serve.NewBatchBackend(local, 0, 0)
 	pool, err := agent.NewPool(in, ropt, backend, agent.Config{Adapter: agent.PersonaAdapters(personaAdapter)})
 	if err != nil {
 		backend.Close()
