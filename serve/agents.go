@@ -38,6 +38,10 @@ type ItemRating struct {
 	// Mass is the probability the model put on the scale's values before
 	// renormalising.
 	Mass float64 `json:"mass"`
+	// Valid is false when the model put no probability at all on the
+	// scale (a remote backend's top logprobs can miss every value): the
+	// distribution is then all zeros and Expected and Argmax are 0.
+	Valid bool `json:"valid"`
 	// Explanation is the agent's reason for its rating (explain requests
 	// only).
 	Explanation string `json:"explanation,omitempty"`

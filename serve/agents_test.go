@@ -284,7 +284,7 @@ func TestAgentRate(t *testing.T) {
 			if r.Argmax != best {
 				t.Errorf("%s/%s: argmax %v, most probable %v", user, r.Item, r.Argmax, best)
 			}
-			if !(r.Mass > 0 && r.Mass <= 1+1e-9) || r.Explanation != "" {
+			if !(r.Mass > 0 && r.Mass <= 1+1e-9) || !r.Valid || r.Explanation != "" {
 				t.Errorf("%s/%s: mass %v, explanation %q without explain", user, r.Item, r.Mass, r.Explanation)
 			}
 			want, err := a.Rate(context.Background(), items[i])
@@ -524,5 +524,20 @@ func TestAgentConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+func TestItemRatingOfInvalid(t *testing.T) {
+	inf := math.Inf(-1)
+	r := ItemRatingOf("m1", agent.RatingFromLogprobs([]float64{1, 2, 3}, []float64{inf, inf, inf}))
+	if r.Valid || r.Expected != 0 || r.Argmax != 0 || len(r.Distribution) != 3 || r.Distribution["2"] != 0 {
+		t.Errorf("no mass on the scale: %+v", r)
+	}
+	if _, err := json.Marshal(r); err != nil {
+		t.Errorf("marshal: %v", err)
+	}
+	ok := ItemRatingOf("m1", agent.RatingFromLogprobs([]float64{1, 2}, []float64{math.Log(0.2), math.Log(0.2)}))
+	if !ok.Valid || math.Abs(ok.Expected-1.5) > 1e-12 || math.Abs(ok.Mass-0.4) > 1e-12 || ok.Distribution["1"] != 0.5 {
+		t.Errorf("half and half: %+v", ok)
 	}
 }

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/usersim/usersim/agent"
@@ -88,9 +89,16 @@ func (s *PoolService) Rate(ctx context.Context, user string, items []string, exp
 // ItemRatingOf converts an agent's rating of item to the API's shape.
 func ItemRatingOf(item string, r agent.Rating) ItemRating {
 	ir := ItemRating{Item: item, Distribution: make(map[string]float64, len(r.Values)),
-		Expected: r.Expected, Argmax: r.Argmax, Mass: r.Mass}
+		Expected: r.Expected, Argmax: r.Argmax, Mass: r.Mass, Valid: r.Valid}
 	for j, v := range r.Values {
 		ir.Distribution[raft.FormatRating(v)] = r.Dist[j]
+	}
+	if !r.Valid || math.IsNaN(r.Expected) || math.IsNaN(r.Argmax) {
+		// JSON has no NaN.
+		ir.Valid, ir.Expected, ir.Argmax = false, 0, 0
+		for k := range ir.Distribution {
+			ir.Distribution[k] = 0
+		}
 	}
 	return ir
 }
