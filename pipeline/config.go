@@ -15,6 +15,10 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+
+	"github.com/usersim/usersim/eval/baseline"
 
 	"gopkg.in/yaml.v3"
 )
@@ -128,7 +132,7 @@ func DefaultConfig() Config {
 			Steps: 60, Batch: 8, MicroBatch: 8, LR: 2e-3, Variant: "paper",
 		},
 		Eval: EvalConfig{
-			Baselines: []string{"global", "user", "item", "bias", "svd"},
+			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd"},
 			Bootstrap: 200, SharedAgent: true, ZeroShot: true,
 		},
 	}
@@ -147,7 +151,7 @@ func QuickConfig() Config {
 	}
 	c.Adapters.SharedSteps, c.Adapters.Steps, c.Adapters.Batch, c.Adapters.MicroBatch = 20, 10, 4, 4
 	c.Adapters.Rank, c.Adapters.Alpha = 4, 8
-	c.Eval.Baselines = []string{"global", "bias"}
+	c.Eval.Baselines = []string{"global-mean", "bias"}
 	c.Eval.Bootstrap = -1
 	c.Eval.MaxTestUsers = 8
 	return c
@@ -191,6 +195,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("adapters: shared_steps must be positive when shared")
 	case c.Adapters.Variant != "paper" && c.Adapters.Variant != "default":
 		return fmt.Errorf("adapters.variant %q: want paper or default", c.Adapters.Variant)
+	}
+	for _, b := range c.Eval.Baselines {
+		if !slices.Contains(baseline.Names(), b) {
+			return fmt.Errorf("eval.baselines: unknown baseline %q (known: %s)", b, strings.Join(baseline.Names(), ", "))
+		}
 	}
 	return nil
 }

@@ -126,6 +126,7 @@ func TestConfigValidate(t *testing.T) {
 		{"k", func(c *Config) { c.K = -1 }},
 		{"variant", func(c *Config) { c.Adapters.Variant = "x" }},
 		{"rank", func(c *Config) { c.Adapters.Rank = 0 }},
+		{"baselines", func(c *Config) { c.Eval.Baselines = []string{"user"} }},
 	} {
 		cfg := DefaultConfig()
 		if err := cfg.Validate(); err != nil {
