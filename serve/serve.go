@@ -17,8 +17,13 @@
 // reaches the file system: adapter names are only looked up among the
 // adapters loaded at start (404 otherwise).
 //
-// Handle adds further endpoints (the agent API) behind the same
-// authentication, body limit and metrics.
+// Handle adds further endpoints behind the same authentication, body limit
+// and metrics. HandleAgents mounts the agent API with it: POST
+// /v1/agents/{user}/rate (rating distributions), POST
+// /v1/agents/{user}/choose (a slate's choice or exit) and GET /v1/personas,
+// over an AgentService; PoolService implements that over an agent.Pool, and
+// BatchBackend merges the scoring of concurrent agent requests, whatever
+// their personas, into shared calls of the model.
 //
 // # Measured
 //
