@@ -133,7 +133,7 @@ func DefaultConfig() Config {
 		},
 		Eval: EvalConfig{
 			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd"},
-			Bootstrap: 200, SharedAgent: true, ZeroShot: true,
+			Bootstrap: 200, SharedAgent: true,
 		},
 	}
 }
@@ -154,6 +154,7 @@ func QuickConfig() Config {
 	c.Eval.Baselines = []string{"global-mean", "bias"}
 	c.Eval.Bootstrap = -1
 	c.Eval.MaxTestUsers = 8
+	c.Eval.ZeroShot = true
 	return c
 }
 

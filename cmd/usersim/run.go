@@ -71,6 +71,8 @@ func newRunCmdFlags(f *runFlags) *cobra.Command {
 	fs.BoolVar(&f.noShared, "no-shared", false, "train each persona adapter from scratch, without the shared adapter")
 	fs.StringVar(&c.Adapters.Variant, "variant", c.Adapters.Variant, "agent prompt: paper or default")
 	fs.StringSliceVar(&c.Eval.Baselines, "baselines", c.Eval.Baselines, "classic baselines scored beside the agents")
+	fs.BoolVar(&c.Eval.SharedAgent, "shared-agent", c.Eval.SharedAgent, "also score the shared adapter alone for every user (K = 1)")
+	fs.BoolVar(&c.Eval.ZeroShot, "zero-shot", c.Eval.ZeroShot, "also score the frozen base without adapters (zero-shot)")
 	fs.IntVar(&c.Eval.MaxTestUsers, "max-test-users", c.Eval.MaxTestUsers, "score the test rows of this many split users only (0: all)")
 	return cmd
 }
@@ -103,6 +105,8 @@ func (f *runFlags) resolve(fs *pflag.FlagSet) (pipeline.Config, error) {
 		"variant":          func() { cfg.Adapters.Variant = f.cfg.Adapters.Variant },
 		"baselines":        func() { cfg.Eval.Baselines = f.cfg.Eval.Baselines },
 		"max-test-users":   func() { cfg.Eval.MaxTestUsers = f.cfg.Eval.MaxTestUsers },
+		"shared-agent":     func() { cfg.Eval.SharedAgent = f.cfg.Eval.SharedAgent },
+		"zero-shot":        func() { cfg.Eval.ZeroShot = f.cfg.Eval.ZeroShot },
 	}
 	for name, apply := range set {
 		if fs.Changed(name) {
