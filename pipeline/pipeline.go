@@ -152,6 +152,14 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 		fmt.Fprintf(r.out, "      %s: %s (%s)\n", st.name, state, sr.Took.Round(time.Millisecond))
 	}
 	r.rep.Took = time.Since(start)
+	// run.json: what this run did, stage by stage (cached or not).
+	data, err := json.MarshalIndent(r.rep, "", "  ")
+	if err != nil {
+		return r.rep, err
+	}
+	if err := writeFileAtomic(filepath.Join(r.ws, ResultsDir, "run.json"), data); err != nil {
+		return r.rep, err
+	}
 	return r.rep, nil
 }
 

@@ -35,7 +35,7 @@ func TestQuickEndToEnd(t *testing.T) {
 		"personas/assignments.json", "models/base/config.json", "models/base/model.safetensors",
 		"models/base/tokenizer.json",
 		"adapters/shared/adapter_config.json", "adapters/shared/adapter_model.safetensors",
-		"results/results.json", "results/report.md",
+		"results/results.json", "results/report.md", "results/run.json",
 	} {
 		if _, err := os.Stat(filepath.Join(cfg.Workspace, f)); err != nil {
 			t.Errorf("missing artefact: %v", err)

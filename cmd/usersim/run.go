@@ -113,9 +113,6 @@ func (f *runFlags) resolve(fs *pflag.FlagSet) (pipeline.Config, error) {
 			apply()
 		}
 	}
-	if cfg.Dataset != "synthetic" && !fs.Changed("workspace") && f.quick {
-		cfg.Workspace = "workspace-quick"
-	}
 	return cfg, cfg.Validate()
 }
 
