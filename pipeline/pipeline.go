@@ -163,6 +163,17 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 	return r.rep, nil
 }
 
+// LoadDataset returns the dataset a run with cfg works on: the synthetic
+// world it generates (or loads from DataDir), or the MovieLens release it
+// reads. Other commands use it to reopen a workspace's data.
+func LoadDataset(ctx context.Context, cfg Config) (*dataset.Dataset, error) {
+	r := &runner{cfg: cfg}
+	if err := r.loadData(ctx); err != nil {
+		return nil, err
+	}
+	return r.d, nil
+}
+
 // loadData loads or generates the dataset (cheap and deterministic, so it
 // is not cached).
 func (r *runner) loadData(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/persona"
+	"github.com/usersim/usersim/pipeline"
 	"github.com/usersim/usersim/serve"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/lora"
@@ -69,7 +70,7 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 	if !o.srcChanged && man.Dataset.Name != "" && (man.Dataset.Name == "synthetic" || dataset.Known(man.Dataset.Name)) {
 		src.Name = man.Dataset.Name
 	}
-	d, err := src.load(ctx)
+	d, err := workspaceDataset(ctx, ws, src, o.srcChanged)
 	if err != nil {
 		return nil, fmt.Errorf("workspace %s: dataset: %w", ws, err)
 	}
@@ -142,4 +143,22 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 		return nil, err
 	}
 	return &agentWorkspace{svc: svc, adapters: adapters, users: len(ps), backend: backend}, nil
+}
+
+// workspaceDataset loads the dataset of ws: the flags' when given; else the
+// one that `usersim run` recorded in the workspace's config.yaml (a
+// synthetic world of any size is regenerated from its settings); else src,
+// named after the memories' manifest.
+func workspaceDataset(ctx context.Context, ws string, src dataSource, fromFlags bool) (*dataset.Dataset, error) {
+	cfgPath := filepath.Join(ws, pipeline.ConfigFile)
+	if !fromFlags {
+		if _, err := os.Stat(cfgPath); err == nil {
+			cfg, err := pipeline.LoadConfig(cfgPath, pipeline.DefaultConfig())
+			if err != nil {
+				return nil, err
+			}
+			return pipeline.LoadDataset(ctx, cfg)
+		}
+	}
+	return src.load(ctx)
 }
