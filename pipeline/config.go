@@ -128,8 +128,8 @@ func DefaultConfig() Config {
 			Steps: 250, Batch: 16, MicroBatch: 8, SeqLen: 256, LR: 2e-3,
 		},
 		Adapters: AdapterConfig{
-			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 120,
-			Steps: 60, Batch: 8, MicroBatch: 8, LR: 2e-3, Variant: "paper",
+			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 240,
+			Steps: 120, Batch: 8, MicroBatch: 8, LR: 2e-3, Variant: "paper",
 		},
 		Eval: EvalConfig{
 			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd"},
