@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -19,6 +21,31 @@ type AgentService interface {
 	Choose(ctx context.Context, user string, items []string) (SlateChoice, error)
 	// Personas describes the personas, ascending by ID.
 	Personas() []PersonaInfo
+}
+
+// AgentCatalog is implemented by an AgentService that can list what it
+// serves; HandleAgents then also mounts GET /v1/agents and GET /v1/items,
+// so that clients (a load test, a simulator) learn whom and what to ask
+// about. The slices are shared: callers must not modify them.
+type AgentCatalog interface {
+	// Users lists the users with an agent and their personas, in a stable
+	// order.
+	Users() []UserInfo
+	// Items lists the items requests may name, in a stable order.
+	Items() []ItemInfo
+}
+
+// UserInfo is one user of GET /v1/agents.
+type UserInfo struct {
+	ID string `json:"id"`
+	// Persona is the user's persona; -1 when the user has none.
+	Persona int `json:"persona"`
+}
+
+// ItemInfo is one item of GET /v1/items.
+type ItemInfo struct {
+	ID    string `json:"id"`
+	Title string `json:"title,omitempty"`
 }
 
 // ErrNotFound is wrapped by an AgentService's errors for a user or item that
@@ -92,6 +119,13 @@ const (
 	DefaultMaxChooseItems = 26
 )
 
+// Page sizes of the catalog listings (GET /v1/agents, GET /v1/items): the
+// default limit and the largest one a request may ask for.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 10000
+)
+
 // maxIDBytes bounds one user or item ID in a request.
 const maxIDBytes = 256
 
@@ -101,6 +135,12 @@ const maxIDBytes = 256
 //	POST /v1/agents/{user}/rate    {"items": [...], "explain": false}
 //	POST /v1/agents/{user}/choose  {"items": [...]}
 //	GET  /v1/personas
+//
+// When svc is also an AgentCatalog, the catalog is listed a page at a time
+// (?offset=0&limit=1000, at most MaxListLimit):
+//
+//	GET  /v1/agents[?persona=k]    the users with an agent, with personas
+//	GET  /v1/items                 the items requests may name
 func (s *Server) HandleAgents(svc AgentService, o AgentOptions) {
 	if o.MaxRateItems <= 0 {
 		o.MaxRateItems = DefaultMaxRateItems
@@ -115,11 +155,17 @@ func (s *Server) HandleAgents(svc AgentService, o AgentOptions) {
 	s.Handle("POST /v1/agents/{user}/rate", http.HandlerFunc(h.rate))
 	s.Handle("POST /v1/agents/{user}/choose", http.HandlerFunc(h.choose))
 	s.Handle("GET /v1/personas", http.HandlerFunc(h.personas))
+	paths := map[string]string{
+		"/v1/agents/{user}/rate": http.MethodPost, "/v1/agents/{user}/choose": http.MethodPost, "/v1/personas": http.MethodGet,
+	}
+	if cat, ok := svc.(AgentCatalog); ok {
+		s.Handle("GET /v1/agents", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { listUsers(s, w, r, cat) }))
+		s.Handle("GET /v1/items", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { listItems(s, w, r, cat) }))
+		paths["/v1/agents"], paths["/v1/items"] = http.MethodGet, http.MethodGet
+	}
 	// Other methods on these paths: 405 rather than the catch-all 404
 	// (patterns with a method, so the metrics name the endpoint).
-	for path, allow := range map[string]string{
-		"/v1/agents/{user}/rate": http.MethodPost, "/v1/agents/{user}/choose": http.MethodPost, "/v1/personas": http.MethodGet,
-	} {
+	for path, allow := range paths {
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 			// GET patterns also match HEAD.
 			if m != allow && !(m == http.MethodHead && allow == http.MethodGet) {
@@ -288,4 +334,65 @@ func (h *agentHandlers) personas(w http.ResponseWriter, r *http.Request) {
 		resp.Sizes[i] = p.Size
 	}
 	writeJSON(w, resp)
+}
+
+// listResponse is a page of a catalog listing.
+type listResponse[T any] struct {
+	Object  string `json:"object"` // "list"
+	Data    []T    `json:"data"`
+	Total   int    `json:"total"` // entries over all pages
+	Offset  int    `json:"offset"`
+	HasMore bool   `json:"has_more"`
+}
+
+// queryInt reads the query parameter name as an integer in [lo, hi], def
+// when absent.
+func queryInt(r *http.Request, name string, def, lo, hi int) (int, *httpError) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, badRequest("invalid_"+name, "%s=%.40q: want an integer from %d to %d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// page answers entries[offset:offset+limit] of the request's page.
+func page[T any](s *Server, w http.ResponseWriter, r *http.Request, entries []T) {
+	offset, e := queryInt(r, "offset", 0, 0, math.MaxInt32)
+	if e == nil {
+		var limit int
+		if limit, e = queryInt(r, "limit", DefaultListLimit, 1, MaxListLimit); e == nil {
+			lo := min(offset, len(entries))
+			hi := min(lo+limit, len(entries))
+			writeJSON(w, listResponse[T]{Object: "list", Data: append([]T{}, entries[lo:hi]...), Total: len(entries), Offset: offset, HasMore: hi < len(entries)})
+			return
+		}
+	}
+	s.fail(w, e)
+}
+
+func listUsers(s *Server, w http.ResponseWriter, r *http.Request, cat AgentCatalog) {
+	users := cat.Users()
+	if r.URL.Query().Has("persona") {
+		k, e := queryInt(r, "persona", 0, -1, math.MaxInt32)
+		if e != nil {
+			s.fail(w, e)
+			return
+		}
+		var sel []UserInfo
+		for _, u := range users {
+			if u.Persona == k {
+				sel = append(sel, u)
+			}
+		}
+		users = sel
+	}
+	page(s, w, r, users)
+}
+
+func listItems(s *Server, w http.ResponseWriter, r *http.Request, cat AgentCatalog) {
+	page(s, w, r, cat.Items())
 }

@@ -185,7 +185,7 @@ func agentServer(t testing.TB, aw *agentWorld) (*httptest.Server, *agent.Pool) {
 		t.Fatal(err)
 	}
 	p := aw.pool(t, true)
-	svc, err := NewPoolService(p, aw.d, aw.sum, func(k int) string { return fmt.Sprintf("persona-%d", k) })
+	svc, err := NewPoolService(p, aw.d, aw.sum, aw.in.Personas, func(k int) string { return fmt.Sprintf("persona-%d", k) })
 	if err != nil {
 		t.Fatal(err)
 	}

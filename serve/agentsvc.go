@@ -12,23 +12,38 @@ import (
 	"github.com/usersim/usersim/train/raft"
 )
 
-// PoolService is the AgentService of an agent.Pool: users and items are
-// looked up in the pool's dataset only, and the personas are described by a
-// workspace's persona summary.
+// PoolService is the AgentService (and AgentCatalog) of an agent.Pool:
+// users and items are looked up in the pool's dataset only, and the
+// personas are described by a workspace's persona summary.
 type PoolService struct {
 	pool     *agent.Pool
 	d        *dataset.Dataset
 	personas []PersonaInfo
+	users    []UserInfo // the pool's profiled users, in profile order
+	items    []ItemInfo // the dataset's items, in dataset order
 }
 
 // NewPoolService returns the service of pool, whose prompts are built over
-// d. sum describes the personas (nil: none); adapter names persona k's
-// adapter ("" when none is loaded; nil for none at all).
-func NewPoolService(pool *agent.Pool, d *dataset.Dataset, sum *persona.Summary, adapter func(k int) string) (*PoolService, error) {
+// d. sum describes the personas (nil: none); assign maps user IDs to their
+// personas, as persona.Assignments.Personas does (nil: none; the users
+// listed by GET /v1/agents then have persona -1); adapter names persona
+// k's adapter ("" when none is loaded; nil for none at all).
+func NewPoolService(pool *agent.Pool, d *dataset.Dataset, sum *persona.Summary, assign map[string]int, adapter func(k int) string) (*PoolService, error) {
 	if pool == nil || d == nil {
 		return nil, fmt.Errorf("serve: NewPoolService needs a pool and its dataset")
 	}
 	s := &PoolService{pool: pool, d: d}
+	for _, u := range pool.Builder().Users() {
+		p, ok := assign[u]
+		if !ok {
+			p = -1
+		}
+		s.users = append(s.users, UserInfo{ID: u, Persona: p})
+	}
+	s.items = make([]ItemInfo, len(d.Items))
+	for i, it := range d.Items {
+		s.items[i] = ItemInfo{ID: it.ID, Title: it.Title}
+	}
 	if sum != nil {
 		for _, p := range sum.Personas {
 			info := PersonaInfo{ID: p.ID, Size: p.Size, Share: p.Share, MeanRating: p.MeanRating,
@@ -136,3 +151,9 @@ func (s *PoolService) Personas() []PersonaInfo {
 	}
 	return out
 }
+
+// Users implements AgentCatalog: the users with a profile, hence an agent.
+func (s *PoolService) Users() []UserInfo { return s.users }
+
+// Items implements AgentCatalog: every item of the dataset.
+func (s *PoolService) Items() []ItemInfo { return s.items }

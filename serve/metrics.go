@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	rtmetrics "runtime/metrics"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -164,11 +166,30 @@ func (m *metrics) write(w io.Writer) {
 	counter("usersim_serve_rejected_total", "Requests refused with 429 because the queue was full.", m.rejected.Load())
 	gauge("usersim_serve_running", "Sequences in the running batch.", m.running.Load())
 	gauge("usersim_serve_queued", "Requests waiting for a batch slot.", m.queued.Load())
-	mem := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
+	mem := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/sched/goroutines:goroutines"}}
 	rtmetrics.Read(mem)
-	if mem[0].Value.Kind() == rtmetrics.KindUint64 && mem[1].Value.Kind() == rtmetrics.KindUint64 {
-		gauge("usersim_serve_heap_object_bytes", "Bytes of live and not yet swept heap objects (Go runtime).", int64(mem[0].Value.Uint64()))
-		gauge("usersim_serve_memory_bytes", "All memory the Go runtime has mapped (Go runtime).", int64(mem[1].Value.Uint64()))
+	ok := true
+	for _, m := range mem {
+		ok = ok && m.Value.Kind() == rtmetrics.KindUint64
+	}
+	if ok {
+		objects, total, unused := mem[0].Value.Uint64(), mem[1].Value.Uint64(), mem[2].Value.Uint64()
+		gauge("usersim_serve_heap_object_bytes", "Bytes of live and not yet swept heap objects (Go runtime).", int64(objects))
+		gauge("usersim_serve_memory_bytes", "All memory the Go runtime has mapped (Go runtime).", int64(total))
+		// The names and meanings of the Prometheus Go client's collector.
+		gauge("go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans (Go runtime).", int64(objects+unused))
+		gauge("go_goroutines", "Goroutines that currently exist.", int64(mem[3].Value.Uint64()))
+	}
+	// Linux only: the kernel's view of the whole process, cgo and mapped
+	// model files included.
+	if st, err := os.ReadFile("/proc/self/status"); err == nil {
+		if v, ok := procStatusBytes(st, "VmRSS"); ok {
+			gauge("process_resident_memory_bytes", "Resident memory size in bytes (VmRSS).", v)
+		}
+		if v, ok := procStatusBytes(st, "VmHWM"); ok {
+			gauge("usersim_serve_resident_memory_peak_bytes", "Peak resident memory size in bytes since the process started (VmHWM).", v)
+		}
 	}
 	fmt.Fprintln(w, "# HELP usersim_serve_batch_size Sequences per forward pass.")
 	fmt.Fprintln(w, "# TYPE usersim_serve_batch_size histogram")
@@ -176,4 +197,25 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintln(w, "# HELP usersim_serve_queue_wait_seconds Time requests waited for a batch slot.")
 	fmt.Fprintln(w, "# TYPE usersim_serve_queue_wait_seconds histogram")
 	m.queueWait.write(w, "usersim_serve_queue_wait_seconds", "")
+}
+
+// procStatusBytes reads field (VmRSS, VmHWM) of a /proc/<pid>/status file,
+// given in kB, as bytes.
+func procStatusBytes(status []byte, field string) (int64, bool) {
+	for line := range strings.Lines(string(status)) {
+		rest, ok := strings.CutPrefix(line, field+":")
+		if !ok {
+			continue
+		}
+		num, ok := strings.CutSuffix(strings.TrimSpace(rest), " kB")
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		return n << 10, true
+	}
+	return 0, false
 }

@@ -132,7 +132,7 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 		backend.Close()
 		return nil, fmt.Errorf("workspace %s: agents: %w", ws, err)
 	}
-	svc, err := serve.NewPoolService(pool, d, sum, func(k int) string {
+	svc, err := serve.NewPoolService(pool, d, sum, as.Personas, func(k int) string {
 		if k < 0 || k >= as.K {
 			return ""
 		}
