@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/usersim/usersim/dataset"
@@ -71,4 +72,55 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 	}
 	*f = Float(v)
 	return nil
+}
+
+// Kinds of predictor, for PredictorInfo.Kind.
+const (
+	KindBaseline = "baseline" // a classic recommender baseline
+	KindAgent    = "agent"    // an LLM user agent
+	KindOracle   = "oracle"   // knows the world's expected rating: the noise floor
+)
+
+// PredictorInfo describes a configuration for the report: what it is, how
+// big and how long it took to train. Zero fields are shown blank.
+type PredictorInfo struct {
+	// Kind is KindBaseline, KindAgent, KindOracle or "" (unknown).
+	Kind string `json:"kind,omitempty"`
+	// TrainableParams counts the parameters trained for this configuration
+	// (a LoRA adapter's, not the frozen base model's).
+	TrainableParams int64 `json:"trainable_params,omitempty"`
+	// TrainSeconds is the training time spent outside Fit (adapters trained
+	// by an earlier stage); Fit's own time is PredictorResult.FitSeconds.
+	TrainSeconds float64 `json:"train_seconds,omitempty"`
+	// Description says in words what the configuration is.
+	Description string `json:"description,omitempty"`
+}
+
+// Describer is implemented by predictors that describe themselves for the
+// report. Evaluate calls Describe after Fit.
+type Describer interface {
+	Describe() PredictorInfo
+}
+
+// baselineNames are the names of the predictors in eval/baseline.
+var baselineNames = []string{"normal", "global-mean", "user-mean", "item-mean", "bias", "svd", "svdpp", "item-knn"}
+
+// inferKind returns the kind of a predictor whose Info has none: the
+// oracle and the baselines of eval/baseline are known by their names.
+func inferKind(name string) string {
+	switch {
+	case name == "oracle":
+		return KindOracle
+	case slices.Contains(baselineNames, name):
+		return KindBaseline
+	}
+	return ""
+}
+
+// kind returns p.Info.Kind, or the kind inferred from the name when empty.
+func (p *PredictorResult) kind() string {
+	if p.Info.Kind != "" {
+		return p.Info.Kind
+	}
+	return inferKind(p.Name)
 }

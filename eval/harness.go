@@ -37,6 +37,10 @@ type Options struct {
 	// Progress, when set, receives one line per stage (fitting, predicting)
 	// with timings.
 	Progress io.Writer `json:"-"`
+	// Groups maps a dense user index to the label of the user's group
+	// ("persona-2"); every predictor then gets PerGroup metrics. Users
+	// without a label count everywhere but in PerGroup. Nil: no groups.
+	Groups map[int32]string `json:"-"`
 }
 
 func (o Options) withDefaults() Options {
@@ -89,6 +93,13 @@ type PredictorResult struct {
 		Rows []UserMetric `json:"rows,omitempty"`
 	} `json:"per_user"`
 	Histogram Histogram `json:"histogram"`
+	// PerGroup is the error per group of users (Options.Groups), in
+	// natural order of the labels.
+	PerGroup []GroupMetric `json:"per_group,omitempty"`
+	// Info describes the configuration: filled by Evaluate from a
+	// Describer (or the name of a known baseline or the oracle); callers may
+	// set it before writing the report.
+	Info PredictorInfo `json:"info"`
 	// VsReference compares with Options.Reference; nil for the reference
 	// itself or when there is none.
 	VsReference    *Comparison `json:"vs_reference,omitempty"`
@@ -103,6 +114,16 @@ type Results struct {
 	Split      SplitInfo         `json:"split"`
 	Options    Options           `json:"options"`
 	Predictors []PredictorResult `json:"predictors"`
+	// Sections are extra report sections (diagnostics), appended to
+	// report.md after the main content, in order.
+	Sections []Section `json:"sections,omitempty"`
+}
+
+// Section is an extra section of report.md: a level-2 heading and a
+// Markdown body written as given.
+type Section struct {
+	Title    string `json:"title"`
+	Markdown string `json:"markdown"`
 }
 
 // Evaluate fits every predictor on the split's training rows, asks it for
@@ -149,6 +170,13 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 			return nil, fmt.Errorf("evaluate: fit %s: %w", name, err)
 		}
 		fit := time.Since(t0)
+		var info PredictorInfo
+		if ds, ok := p.(Describer); ok {
+			info = ds.Describe()
+		}
+		if info.Kind == "" {
+			info.Kind = inferKind(name)
+		}
 		progress(opt.Progress, "%s: fitted in %.2fs; predicting %d rows", name, fit.Seconds(), len(s.Test))
 		t0 = time.Now()
 		pred := make([]float64, len(s.Test))
@@ -168,7 +196,7 @@ func Evaluate(ctx context.Context, d *dataset.Dataset, s *split.Split, ps []Pred
 		}
 		pt := time.Since(t0)
 		pr := Score(d.Scale, users, pred, truth, opt)
-		pr.Name = name
+		pr.Name, pr.Info = name, info
 		pr.FitSeconds, pr.PredictSeconds = fit.Seconds(), pt.Seconds()
 		progress(opt.Progress, "%s: RMSE %.4f MAE %.4f (%.2fs)", name, float64(pr.RMSE), float64(pr.MAE), pt.Seconds())
 		res.Predictors = append(res.Predictors, pr)
@@ -204,7 +232,8 @@ func compare(res *Results, preds [][]float64, users []int32, truth []float64) {
 
 // Score computes every metric of one predictor's answers: pred[k] answers
 // test row k of user users[k] whose true rating is truth[k]. The Name and
-// timings of the result are left empty.
+// timings of the result are left empty; PerGroup is filled when
+// opt.Groups is set.
 func Score(sc dataset.Scale, users []int32, pred, truth []float64, opt Options) PredictorResult {
 	opt = opt.withDefaults()
 	var pr PredictorResult
@@ -227,6 +256,7 @@ func Score(sc dataset.Scale, users []int32, pred, truth []float64, opt Options) 
 		pr.PerUser.Rows = pu
 	}
 	pr.Histogram = CompareHistograms(sc, pred, truth)
+	pr.PerGroup = PerGroup(users, pred, truth, opt.Groups)
 	return pr
 }
 

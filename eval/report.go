@@ -3,11 +3,15 @@ package eval
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -113,21 +117,32 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			100*r.Options.Level, r.Options.Bootstrap, r.Options.Seed)
 	}
 	fmt.Fprint(bw, "\n\n")
-	fmt.Fprintln(bw, "| model | RMSE | MAE | URR | per-user RMSE median [IQR] | pred mean ± std | hist TV | hist EMD | fit s |")
-	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(bw, "| model | RMSE | MAE | URR | per-user RMSE median [IQR] | pred mean ± std | hist TV | hist EMD | trainable params | train s | fit s | pred/s |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|--:|--:|--:|--:|")
 	for _, p := range r.Predictors {
-		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s [%s, %s] | %s ± %s | %s | %s | %.2f |\n",
-			p.Name, withCI(p.RMSE, p.CI.RMSE, p.CI.Resamples), withCI(p.MAE, p.CI.MAE, p.CI.Resamples), f3(p.URR),
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s [%s, %s] | %s ± %s | %s | %s | %s | %s | %.2f | %s |\n",
+			mdCell(p.Name), withCI(p.RMSE, p.CI.RMSE, p.CI.Resamples), withCI(p.MAE, p.CI.MAE, p.CI.Resamples), f3(p.URR),
 			f4(p.PerUser.RMSE.Median), f4(p.PerUser.RMSE.P25), f4(p.PerUser.RMSE.P75),
-			f2(p.Histogram.PredMean), f2(p.Histogram.PredStd), f3(p.Histogram.TV), f3(p.Histogram.EMD), p.FitSeconds)
+			f2(p.Histogram.PredMean), f2(p.Histogram.PredStd), f3(p.Histogram.TV), f3(p.Histogram.EMD),
+			params(p.Info.TrainableParams), seconds(p.Info.TrainSeconds), p.FitSeconds, rate(p.N, p.PredictSeconds))
 	}
+	fmt.Fprint(bw, "\nTrain s is training done before the evaluation (adapters); fit s is Fit's time here; pred/s is test rows answered per second. Blank: none or unknown.\n")
+	if o := r.oracle(); o != nil {
+		name := "The oracle"
+		if o.Name != "oracle" {
+			name = "The oracle (" + mdText(o.Name) + ")"
+		}
+		fmt.Fprintf(bw, "%s predicts the world's expected rating: its RMSE (%s) is the noise floor no model can beat.\n", name, f4(o.RMSE))
+	}
+	fmt.Fprint(bw, "\n![RMSE per configuration](rmse.svg)\n")
+	r.writeConfigurations(bw)
 	if ref := r.reference(); ref != "" {
 		fmt.Fprintf(bw, "\n**Compared with %s** (difference in error, negative is better; paired bootstrap over users):\n\n", ref)
 		fmt.Fprintln(bw, "| model | ΔRMSE | ΔMAE |")
 		fmt.Fprintln(bw, "|---|---|---|")
 		for _, p := range r.Predictors {
 			if c := p.VsReference; c != nil {
-				fmt.Fprintf(bw, "| %s | %s | %s |\n", p.Name, deltaCI(c.DeltaRMSE, c.RMSECI, r.Options.Bootstrap), deltaCI(c.DeltaMAE, c.MAECI, r.Options.Bootstrap))
+				fmt.Fprintf(bw, "| %s | %s | %s |\n", mdCell(p.Name), deltaCI(c.DeltaRMSE, c.RMSECI, r.Options.Bootstrap), deltaCI(c.DeltaMAE, c.MAECI, r.Options.Bootstrap))
 			}
 		}
 	}
@@ -137,7 +152,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		fmt.Fprint(bw, "\n**Rating histograms** (share of answers per rating, predictions rounded to the scale):\n\n")
 		fmt.Fprint(bw, "| rating | truth |")
 		for _, p := range r.Predictors {
-			fmt.Fprintf(bw, " %s |", p.Name)
+			fmt.Fprintf(bw, " %s |", mdCell(p.Name))
 		}
 		fmt.Fprint(bw, "\n|---|---|")
 		for range r.Predictors {
@@ -151,22 +166,172 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			}
 			fmt.Fprintln(bw)
 		}
+		fmt.Fprint(bw, "\n![Predicted vs true rating histograms](hist.svg)\n")
 	}
+	r.writeGroups(bw)
 	fmt.Fprintf(bw, "\nSplit: protocol %q, seed %d, temporal %v, %d sampled users, %d train rows, %d test rows.\n",
 		r.Split.Protocol, r.Split.Seed, r.Split.Temporal, r.Split.Users, r.Split.Train, r.Split.Test)
+	for _, sec := range r.Sections {
+		fmt.Fprintf(bw, "\n## %s\n\n%s\n", mdText(sec.Title), strings.TrimRight(sec.Markdown, "\n"))
+	}
 	return bw.Flush()
 }
 
-// WriteFiles writes results.json and report.md into dir (created if
+// writeConfigurations lists the predictors that carry a description.
+func (r *Results) writeConfigurations(w io.Writer) {
+	var any bool
+	for _, p := range r.Predictors {
+		if p.Info.Description != "" {
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	fmt.Fprint(w, "\n**Configurations:**\n\n")
+	for _, p := range r.Predictors {
+		if p.Info.Description == "" {
+			continue
+		}
+		kind := ""
+		if k := p.kind(); k != "" {
+			kind = " (" + mdText(k) + ")"
+		}
+		fmt.Fprintf(w, "- **%s**%s: %s\n", mdText(p.Name), kind, mdText(p.Info.Description))
+	}
+}
+
+// writeGroups writes the per-group table and links groups.svg when some
+// predictor has per-group metrics.
+func (r *Results) writeGroups(w io.Writer) {
+	if !r.hasGroups() {
+		return
+	}
+	var series []*PredictorResult
+	size := make(map[string]GroupMetric) // users and rows of each group
+	var groups []string
+	for k := range r.Predictors {
+		p := &r.Predictors[k]
+		if len(p.PerGroup) == 0 {
+			continue
+		}
+		series = append(series, p)
+		for _, g := range p.PerGroup {
+			if _, ok := size[g.Group]; !ok {
+				size[g.Group] = g
+				groups = append(groups, g.Group)
+			}
+		}
+	}
+	slices.SortFunc(groups, naturalCompare)
+	fmt.Fprint(w, "\n**RMSE per group of users** (each group's test rows; users without a group are left out):\n\n")
+	fmt.Fprint(w, "| group | users | rows |")
+	for _, p := range series {
+		fmt.Fprintf(w, " %s |", mdCell(p.Name))
+	}
+	fmt.Fprint(w, "\n|---|--:|--:|")
+	for range series {
+		fmt.Fprint(w, "--:|")
+	}
+	fmt.Fprintln(w)
+	for _, g := range groups {
+		fmt.Fprintf(w, "| %s | %d | %d |", mdCell(g), size[g].Users, size[g].Rows)
+		for _, p := range series {
+			cell := "–"
+			if i := slices.IndexFunc(p.PerGroup, func(m GroupMetric) bool { return m.Group == g }); i >= 0 {
+				cell = f4(p.PerGroup[i].RMSE)
+			}
+			fmt.Fprintf(w, " %s |", cell)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprint(w, "\n![RMSE per group against group size](groups.svg)\n")
+}
+
+// WriteFiles writes results.json, report.md and the charts it links —
+// rmse.svg, hist.svg and, when some predictor has per-group metrics,
+// groups.svg (a stale one is removed otherwise) — into dir (created if
 // missing), each atomically.
 func (r *Results) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(dir, "results.json"), 0o644, r.WriteJSON); err != nil {
-		return err
+	type file struct {
+		name  string
+		write func(io.Writer) error
 	}
-	return atomicfile.Write(filepath.Join(dir, "report.md"), 0o644, r.WriteMarkdown)
+	files := []file{{"results.json", r.WriteJSON}, {"rmse.svg", r.WriteRMSEChart}, {"hist.svg", r.WriteHistogramChart}}
+	if r.hasGroups() {
+		files = append(files, file{"groups.svg", r.WriteGroupChart})
+	} else if err := os.Remove(filepath.Join(dir, "groups.svg")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write results: remove stale chart: %w", err)
+	}
+	files = append(files, file{"report.md", r.WriteMarkdown}) // last: it links the others
+	for _, f := range files {
+		if err := atomicfile.Write(filepath.Join(dir, f.name), 0o644, f.write); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mdText makes s safe inside a Markdown paragraph or list item: one line,
+// with the characters that would start markup or HTML escaped.
+func mdText(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune("\\`*_[]<>|#", c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// mdCell makes s safe inside a Markdown table cell.
+func mdCell(s string) string { return mdText(s) }
+
+// params formats a parameter count compactly; blank for 0.
+func params(n int64) string {
+	switch v := float64(n); {
+	case n <= 0:
+		return ""
+	case n < 10_000:
+		return strconv.FormatInt(n, 10)
+	case v < 1e6:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+	case v < 1e9:
+		return strconv.FormatFloat(v/1e6, 'f', 2, 64) + "M"
+	default:
+		return strconv.FormatFloat(v/1e9, 'f', 2, 64) + "B"
+	}
+}
+
+// seconds formats a duration in seconds; blank for 0.
+func seconds(s float64) string {
+	if !(s > 0) || math.IsInf(s, 0) {
+		return ""
+	}
+	return strconv.FormatFloat(s, 'f', 1, 64)
+}
+
+// rate formats n answers in secs seconds as answers per second, compactly
+// (12.3, 456, 7890, 12k, 3.4M); blank when the time is unknown.
+func rate(n int, secs float64) string {
+	if n <= 0 || !(secs > 0) || math.IsInf(secs, 0) {
+		return ""
+	}
+	switch v := float64(n) / secs; {
+	case v >= 999_500:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + "M"
+	case v >= 9_999.5:
+		return strconv.FormatFloat(v/1e3, 'f', 0, 64) + "k"
+	case v >= 99.95:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	default:
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
 }
 
 func withCI(v Float, ci Interval, resamples int) string {
