@@ -1,6 +1,9 @@
-// Package loadtest drives an OpenAI-compatible completions endpoint with
-// concurrent clients and reports throughput, latency percentiles and
-// errors: the load test of `usersim serve load`, run from a second process.
+// Package loadtest drives a running `usersim serve` from a second process:
+// Run sends OpenAI-compatible completions, RunAgents the agent API's rate
+// and choose requests over the personas' users, and Probe malformed,
+// oversized and misrouted requests that must all be answered 4xx. Results
+// carry throughput, latency percentiles, answers by status and the
+// server's memory sampled from its /metrics over the run.
 package loadtest
 
 import (
@@ -63,7 +66,9 @@ type Result struct {
 func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "requests   %d in %.1fs (%.1f/s), errors %d\n", r.Requests, r.Elapsed.Seconds(), r.RequestsPerS, r.Errors)
-	fmt.Fprintf(&b, "tokens     %d (%.0f tok/s)\n", r.Tokens, r.TokensPerSec)
+	if r.Tokens > 0 {
+		fmt.Fprintf(&b, "tokens     %d (%.0f tok/s)\n", r.Tokens, r.TokensPerSec)
+	}
 	fmt.Fprintf(&b, "latency    p50 %v  p90 %v  p99 %v  max %v\n", r.P50.Round(time.Millisecond), r.P90.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Max.Round(time.Millisecond))
 	if r.TTFT50 > 0 {
 		fmt.Fprintf(&b, "first tok  p50 %v  p99 %v\n", r.TTFT50.Round(time.Millisecond), r.TTFT99.Round(time.Millisecond))
@@ -90,6 +95,12 @@ type sample struct {
 	ttft    time.Duration
 	tokens  int64
 	err     error
+
+	// Agent requests only.
+	choose  bool
+	persona int
+	ratings int // ratings answered
+	invalid int // of which valid=false
 }
 
 // Run sends requests until the duration passes, the request count is
@@ -117,16 +128,26 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients}}
 	}
 	url := strings.TrimSuffix(o.URL, "/") + "/v1/completions"
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
+	samples, elapsed := drive(ctx, o.Clients, o.Duration, o.Requests, func(ctx context.Context, _, i int) sample {
+		return one(ctx, o, url, o.Models[i%len(o.Models)], i)
+	})
+	return summarize(samples, elapsed), nil
+}
 
+// drive runs do from clients concurrent clients until duration passes,
+// requests requests (when positive) were sent or ctx ends; do gets its
+// client's number and the request's. Requests cut off by the end of the
+// test are dropped, not counted as errors.
+func drive(ctx context.Context, clients int, duration time.Duration, requests int, do func(ctx context.Context, client, i int) sample) ([]sample, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, duration)
+	defer cancel()
 	var mu sync.Mutex
 	var samples []sample
 	var sent int
 	take := func() (int, bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if o.Requests > 0 && sent >= o.Requests {
+		if requests > 0 && sent >= requests {
 			return 0, false
 		}
 		sent++
@@ -134,14 +155,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range o.Clients {
+	for c := range clients {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				i, ok := take()
 				if !ok {
 					return
 				}
-				s := one(ctx, o, url, o.Models[i%len(o.Models)], i)
+				s := do(ctx, c, i)
 				if ctx.Err() != nil && s.err != nil {
 					return // cut off by the end of the test, not an error
 				}
@@ -152,7 +173,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		})
 	}
 	wg.Wait()
-	return summarize(samples, time.Since(t0)), nil
+	return samples, time.Since(t0)
 }
 
 func summarize(samples []sample, elapsed time.Duration) Result {
