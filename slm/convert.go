@@ -12,7 +12,7 @@ import (
 	"github.com/usersim/usersim/slm/gguf"
 	"github.com/usersim/usersim/slm/safetensors"
 	"github.com/usersim/usersim/slm/tensor"
-	"github.com/usersim/usersim/slm/tokenizer"
+	"github.com/usersim/usersim/slm/tokconv"
 )
 
 // SaveOptions controls how a model's weights are written.
@@ -378,17 +378,19 @@ func ggufTokenizerMeta(f *gguf.File) []gguf.KV {
 // ConvertHFToGGUF converts the Hugging Face directory src to the GGUF file
 // dst, with weight matrices in o.DType, applying llama.cpp's q/k
 // permutation to llama/mistral models. The tokenizer is embedded from the
-// directory's tokenizer.model (SentencePiece) or else its tokenizer.json
-// (byte-level BPE of the gpt2, smollm, llama-bpe or qwen2 kind); a
-// directory without a convertible tokenizer is an error unless
-// o.NoTokenizer.
+// directory's tokenizer.model (SentencePiece, with the added tokens of a
+// tokenizer.json beside it) or else its tokenizer.json, with the special
+// tokens and chat template of tokenizer_config.json (see package
+// slm/tokconv); a directory without a convertible tokenizer is an error
+// unless o.NoTokenizer.
 func ConvertHFToGGUF(src, dst string, o SaveOptions) error {
 	var tok []gguf.KV
 	if !o.NoTokenizer {
-		var err error
-		if tok, err = hfTokenizerMeta(src); err != nil {
-			return fmt.Errorf("convert %s: %w", src, err)
+		v, err := tokconv.FromHFDir(src)
+		if err != nil {
+			return fmt.Errorf("convert %s: %w (NoTokenizer converts the weights only)", src, err)
 		}
+		tok = v.GGUFMeta()
 	}
 	m, err := LoadModel(src)
 	if err != nil {
@@ -402,28 +404,24 @@ func ConvertHFToGGUF(src, dst string, o SaveOptions) error {
 
 // ConvertGGUFToHF converts the GGUF file src to a Hugging Face directory
 // dst: config.json and model.safetensors, with llama.cpp's q/k permutation
-// undone for llama models, and the tokenizer as tokenizer.model and
-// tokenizer_config.json (SentencePiece vocabularies, GGUF tokenizer model
-// "llama") or tokenizer.json (byte-level BPE, "gpt2"); other tokenizers are
-// an error unless o.NoTokenizer.
+// undone for llama models, and the tokenizer as tokenizer.json and
+// tokenizer_config.json (chat template included), plus tokenizer.model for
+// SentencePiece vocabularies (GGUF tokenizer model "llama"); see package
+// slm/tokconv. Other tokenizers are an error unless o.NoTokenizer.
 func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
 	f, err := gguf.Open(src)
 	if err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	defer f.Close()
-	var vocab tokenizer.GGUFVocab
+	var files map[string][]byte
 	if !o.NoTokenizer {
-		if vocab, err = ggufVocab(f); err != nil {
-			return fmt.Errorf("convert %s: tokenizer: %w", src, err)
+		v, err := tokconv.FromGGUFMeta(ggufTokenizerMeta(f))
+		if err == nil {
+			files, err = v.HFDirFiles()
 		}
-		if vocab.Model != "llama" && vocab.Model != "gpt2" {
-			return fmt.Errorf("convert %s: tokenizer model %q cannot be converted (only llama and gpt2; NoTokenizer converts the weights only)", src, vocab.Model)
-		}
-		if vocab.Model == "gpt2" {
-			if _, _, err := preTokenizerJSON(vocab.Pre); err != nil {
-				return fmt.Errorf("convert %s: %w", src, err)
-			}
+		if err != nil {
+			return fmt.Errorf("convert %s: tokenizer: %w (NoTokenizer converts the weights only)", src, err)
 		}
 	}
 	m, err := loadGGUF(f, LoadOptions{})
@@ -433,39 +431,10 @@ func ConvertGGUFToHF(src, dst string, o SaveOptions) error {
 	if err := m.WriteHF(dst, o); err != nil {
 		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
 	}
-	if !o.NoTokenizer {
-		write := writeSPMModel
-		if vocab.Model == "gpt2" {
-			write = writeTokenizerJSON
-		}
-		if err := write(dst, vocab); err != nil {
+	for name, data := range files {
+		if err := writeFileAtomic(filepath.Join(dst, name), data); err != nil {
 			return fmt.Errorf("convert %s to %s: %w", src, dst, err)
 		}
 	}
 	return nil
-}
-
-// GGUFTokenizerMeta returns the tokenizer metadata (tokenizer.* keys) of
-// the GGUF file at path, to carry it into a converted file.
-func GGUFTokenizerMeta(path string) ([]gguf.KV, error) {
-	f, err := gguf.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ggufTokenizerMeta(f), nil
-}
-
-// hfTokenizerMeta returns the GGUF tokenizer metadata of a Hugging Face
-// directory: from tokenizer.model when present, else from tokenizer.json.
-func hfTokenizerMeta(dir string) ([]gguf.KV, error) {
-	spm := filepath.Join(dir, "tokenizer.model")
-	if _, err := os.Stat(spm); err == nil {
-		return spmToGGUFMeta(spm)
-	}
-	tj := filepath.Join(dir, "tokenizer.json")
-	if _, err := os.Stat(tj); err != nil {
-		return nil, fmt.Errorf("no tokenizer.model or tokenizer.json (NoTokenizer converts the weights only): %w", err)
-	}
-	return tokenizerJSONToGGUFMeta(tj)
 }

@@ -14,14 +14,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/usersim/usersim/hub"
-	"github.com/usersim/usersim/internal/atomicfile"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/chat"
 	"github.com/usersim/usersim/slm/generate"
 	"github.com/usersim/usersim/slm/gguf"
 	"github.com/usersim/usersim/slm/sample"
 	"github.com/usersim/usersim/slm/tensor"
-	"github.com/usersim/usersim/slm/tokconv"
 	"github.com/usersim/usersim/slm/tokenizer"
 )
 
@@ -321,11 +319,11 @@ func runModelConvert(cmd *cobra.Command, in, out, dtype string) error {
 		return err
 	}
 	if toGGUF {
-		if err := convertHFToGGUF(in, out, slm.SaveOptions{DType: d}); err != nil {
+		if err := slm.ConvertHFToGGUF(in, out, slm.SaveOptions{DType: d}); err != nil {
 			return err
 		}
 	} else {
-		if err := convertGGUFToHF(in, out, slm.SaveOptions{DType: d}); err != nil {
+		if err := slm.ConvertGGUFToHF(in, out, slm.SaveOptions{DType: d}); err != nil {
 			return err
 		}
 	}
@@ -367,53 +365,4 @@ repositories; HF_ENDPOINT selects a mirror. Interrupted downloads resume.`,
 	cmd.Flags().StringArrayVar(&include, "include", nil, "glob of files to pull (repeatable; default config, tokenizer and *.safetensors)")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "hub cache folder (default from HF_HUB_CACHE / HF_HOME)")
 	return cmd
-}
-
-// convertGGUFToHF writes the GGUF model src as a Hugging Face directory
-// dst, with the tokenizer as tokenizer.json and tokenizer_config.json (both
-// SentencePiece and byte-level vocabularies; chat template included).
-func convertGGUFToHF(src, dst string, o slm.SaveOptions) error {
-	meta, err := slm.GGUFTokenizerMeta(src)
-	if err != nil {
-		return err
-	}
-	v, err := tokconv.FromGGUFMeta(meta)
-	if err != nil {
-		return fmt.Errorf("%s: tokenizer: %w", src, err)
-	}
-	tj, cj, err := v.HFFiles()
-	if err != nil {
-		return fmt.Errorf("%s: tokenizer: %w", src, err)
-	}
-	o.NoTokenizer = true
-	if err := slm.ConvertGGUFToHF(src, dst, o); err != nil {
-		return err
-	}
-	for name, data := range map[string][]byte{"tokenizer.json": tj, "tokenizer_config.json": cj} {
-		if err := atomicfile.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
-			return fmt.Errorf("convert %s: %w", src, err)
-		}
-	}
-	return nil
-}
-
-// convertHFToGGUF writes the Hugging Face directory src as the GGUF file
-// dst with its tokenizer in the metadata: from tokenizer.json when there is
-// one, else from tokenizer.model.
-func convertHFToGGUF(src, dst string, o slm.SaveOptions) error {
-	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
-		return slm.ConvertHFToGGUF(src, dst, o)
-	}
-	v, err := tokconv.FromHFDir(src)
-	if err != nil {
-		return err
-	}
-	m, err := slm.LoadModel(src)
-	if err != nil {
-		return err
-	}
-	if err := m.WriteGGUF(dst, v.GGUFMeta(), o); err != nil {
-		return fmt.Errorf("convert %s to %s: %w", src, dst, err)
-	}
-	return nil
 }

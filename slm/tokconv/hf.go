@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/usersim/usersim/slm/tokenizer"
 )
 
 // hfAdded is an entry of tokenizer.json's added_tokens.
@@ -26,14 +28,59 @@ type obj = map[string]any
 
 // HFFiles returns tokenizer.json and tokenizer_config.json for v.
 func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
-	if err := v.check(); err != nil {
+	if tokenizerJSON, err = v.tokenizerJSON(); err != nil {
 		return nil, nil, err
+	}
+	if tokenizerConfig, err = v.configJSON(true); err != nil {
+		return nil, nil, err
+	}
+	return tokenizerJSON, tokenizerConfig, nil
+}
+
+// HFDirFiles returns the tokenizer files of a Hugging Face model directory
+// that holds v, by file name: tokenizer.json and tokenizer_config.json, and
+// for a SentencePiece ("llama") vocabulary also tokenizer.model, which
+// keeps the scores exactly (FromHFDir reads it first). A SentencePiece
+// vocabulary that removes extra whitespace, which tokenizer.json cannot
+// express here, gets tokenizer.model and tokenizer_config.json only.
+func (v *Vocab) HFDirFiles() (map[string][]byte, error) {
+	if err := v.check(); err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	withJSON := v.Model != "llama" || !v.RemoveExtraWhitespaces
+	if withJSON {
+		tj, err := v.tokenizerJSON()
+		if err != nil {
+			return nil, err
+		}
+		files["tokenizer.json"] = tj
+	}
+	cj, err := v.configJSON(withJSON)
+	if err != nil {
+		return nil, err
+	}
+	files["tokenizer_config.json"] = cj
+	if v.Model == "llama" {
+		spm, err := v.SPMModel()
+		if err != nil {
+			return nil, err
+		}
+		files["tokenizer.model"] = spm
+	}
+	return files, nil
+}
+
+// tokenizerJSON returns v as a tokenizer.json.
+func (v *Vocab) tokenizerJSON() ([]byte, error) {
+	if err := v.check(); err != nil {
+		return nil, err
 	}
 	vocab := make(map[string]int, len(v.Tokens))
 	var added []hfAdded
 	for id, p := range v.Tokens {
 		if old, dup := vocab[p]; dup {
-			return nil, nil, fmt.Errorf("tokens %d and %d are both %q", old, id, p)
+			return nil, fmt.Errorf("tokens %d and %d are both %q", old, id, p)
 		}
 		vocab[p] = id
 		switch v.tokenType(id) {
@@ -47,6 +94,9 @@ func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
 	var f obj
 	switch v.Model {
 	case "llama":
+		if v.RemoveExtraWhitespaces {
+			return nil, errors.New("tokenizer.ggml.remove_extra_whitespaces has no tokenizer.json equivalent here")
+		}
 		model["byte_fallback"] = true
 		model["fuse_unk"] = true
 		model["ignore_merges"] = false
@@ -71,15 +121,12 @@ func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
 		}
 		f = obj{"normalizer": obj{"type": "Sequence", "normalizers": norms}, "pre_tokenizer": nil,
 			"decoder": obj{"type": "Sequence", "decoders": decs}}
-		if v.RemoveExtraWhitespaces {
-			return nil, nil, errors.New("tokenizer.ggml.remove_extra_whitespaces has no tokenizer.json equivalent here")
-		}
 	case "gpt2":
 		merges := make([][2]string, len(v.Merges))
 		for i, m := range v.Merges {
 			a, b, ok := strings.Cut(m, " ")
 			if !ok {
-				return nil, nil, fmt.Errorf("tokenizer.ggml.merges[%d] = %q: want \"a b\"", i, m)
+				return nil, fmt.Errorf("tokenizer.ggml.merges[%d] = %q: want \"a b\"", i, m)
 			}
 			merges[i] = [2]string{a, b}
 		}
@@ -89,7 +136,7 @@ func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
 		model["unk_token"] = nil
 		pre, ignoreMerges, err := bytePreTokenizer(v.Pre)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		model["ignore_merges"] = ignoreMerges
 		var norm any
@@ -108,10 +155,12 @@ func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
 	f["added_tokens"] = added
 	f["model"] = model
 	f["post_processor"] = v.postProcessor()
-	tj, err := json.MarshalIndent(f, "", " ")
-	if err != nil {
-		return nil, nil, err
-	}
+	return json.MarshalIndent(f, "", " ")
+}
+
+// configJSON returns tokenizer_config.json for v; fast tells whether a
+// tokenizer.json goes with it.
+func (v *Vocab) configJSON(fast bool) ([]byte, error) {
 	cfg := obj{"clean_up_tokenization_spaces": false, "add_bos_token": v.AddBOS, "add_eos_token": v.AddEOS,
 		"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30}
 	for _, s := range []struct {
@@ -123,17 +172,23 @@ func (v *Vocab) HFFiles() (tokenizerJSON, tokenizerConfig []byte, err error) {
 		}
 	}
 	if v.Model == "llama" {
-		cfg["tokenizer_class"] = "LlamaTokenizerFast"
-		cfg["legacy"] = false
+		cfg["tokenizer_class"] = "LlamaTokenizer"
+		if fast {
+			cfg["tokenizer_class"] = "LlamaTokenizerFast"
+		}
+		// The tokenizer.json written here prepends "▁" in its normalizer
+		// (and llama.cpp adds the prefix after special tokens too): the
+		// legacy behaviour of transformers' Llama tokenizers.
+		cfg["legacy"] = true
 	}
 	if v.ChatTemplate != "" {
 		cfg["chat_template"] = v.ChatTemplate
 	}
 	cj, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return tj, cj, nil
+	return append(cj, '\n'), nil
 }
 
 // postProcessor adds BOS/EOS as the vocabulary asks.
@@ -260,22 +315,102 @@ type hfTokenizer struct {
 	} `json:"model"`
 }
 
-// FromHFDir reads tokenizer.json and, when present, tokenizer_config.json
-// of a Hugging Face model directory.
+// FromHFDir reads the tokenizer of a Hugging Face model directory. A
+// SentencePiece tokenizer.model, when present, gives the pieces with their
+// own scores, as llama.cpp's converter reads it, completed by the added
+// tokens and the post-processor of a tokenizer.json beside it; otherwise
+// tokenizer.json is read as FromHF reads it. tokenizer_config.json, when
+// present, gives the special tokens, the BOS/EOS flags and the chat
+// template.
 func FromHFDir(dir string) (*Vocab, error) {
-	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+	var files [3][]byte
+	for i, name := range []string{"tokenizer.model", "tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		files[i] = b
 	}
-	cfg, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+	spm, tj, cfg := files[0], files[1], files[2]
+	var v *Vocab
+	var err error
+	switch {
+	case spm != nil:
+		v, err = fromSPMDir(spm, tj, cfg)
+	case tj != nil:
+		v, err = FromHF(tj, cfg)
+	default:
+		return nil, fmt.Errorf("tokenizer: %s has no tokenizer.model or tokenizer.json", dir)
 	}
-	v, err := FromHF(tj, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return v, nil
+}
+
+// fromSPMDir reads tokenizer.model, then the added tokens and the
+// post-processor of tokenizer.json (may be nil), then tokenizer_config.json
+// (may be nil).
+func fromSPMDir(spm, tokenizerJSON, tokenizerConfig []byte) (*Vocab, error) {
+	v, err := FromSPMModel(spm)
+	if err != nil {
+		return nil, err
+	}
+	var post json.RawMessage
+	if tokenizerJSON != nil {
+		var t struct {
+			AddedTokens []hfAdded       `json:"added_tokens"`
+			PostProc    json.RawMessage `json:"post_processor"`
+		}
+		if err := json.Unmarshal(tokenizerJSON, &t); err != nil {
+			return nil, fmt.Errorf("tokenizer.json: %w", err)
+		}
+		if err := v.addTokens(t.AddedTokens); err != nil {
+			return nil, err
+		}
+		if post = t.PostProc; post == nil {
+			post = json.RawMessage("null")
+		}
+	}
+	if err := v.applyConfig(tokenizerConfig, post); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// addedScore is the score of pieces added beside tokenizer.model's, as
+// llama.cpp's converter gives them.
+const addedScore = -1000
+
+// addTokens marks the added tokens of a tokenizer.json in a SentencePiece
+// vocabulary: a normal piece becomes control (special) or user defined;
+// ids past the model's pieces extend the vocabulary, any gap filled with
+// unused [PADn] pieces.
+func (v *Vocab) addTokens(added []hfAdded) error {
+	n := len(v.Tokens)
+	for _, a := range added {
+		if a.ID < 0 || a.ID >= n+len(added)+1024 {
+			return fmt.Errorf("tokenizer.json: added token %q has id %d for %d pieces", a.Content, a.ID, n)
+		}
+		for len(v.Tokens) <= a.ID {
+			v.Tokens = append(v.Tokens, fmt.Sprintf("[PAD%d]", len(v.Tokens)))
+			v.Scores = append(v.Scores, addedScore)
+			v.Types = append(v.Types, typeUnused)
+		}
+		typ := int32(typeUserDefined)
+		if a.Special {
+			typ = typeControl
+		}
+		switch {
+		case a.ID >= n || v.Types[a.ID] == typeUnused && v.Tokens[a.ID] == fmt.Sprintf("[PAD%d]", a.ID):
+			v.Tokens[a.ID], v.Types[a.ID] = a.Content, typ
+		case v.Tokens[a.ID] != a.Content:
+			return fmt.Errorf("tokenizer.json: added token %d is %q, but %q in tokenizer.model", a.ID, a.Content, v.Tokens[a.ID])
+		case v.Types[a.ID] == typeNormal:
+			v.Types[a.ID] = typ
+		}
+	}
+	return nil
 }
 
 // FromHF builds the GGUF form of a Hugging Face tokenizer: tokenizer.json
@@ -381,7 +516,11 @@ func FromHF(tokenizerJSON, tokenizerConfig []byte) (*Vocab, error) {
 			return nil, err
 		}
 	}
-	if err := v.applyConfig(tokenizerConfig, t); err != nil {
+	post := t.PostProc
+	if post == nil {
+		post = json.RawMessage("null")
+	}
+	if err := v.applyConfig(tokenizerConfig, post); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -510,47 +649,49 @@ func preName(raw json.RawMessage) (string, error) {
 	return "", fmt.Errorf("tokenizer.json: pre-tokenizer (regex %q, digits %v) is not one GGUF can name (llama-bpe, qwen2, smollm, gpt2)", regex, digits)
 }
 
-// applyConfig reads special tokens, BOS/EOS flags and the chat template.
-func (v *Vocab) applyConfig(cfgJSON []byte, t hfTokenizer) error {
-	var cfg struct {
-		BOS, EOS, UNK, PAD json.RawMessage
-		AddBOS             *bool           `json:"add_bos_token"`
-		AddEOS             *bool           `json:"add_eos_token"`
-		ChatTemplate       json.RawMessage `json:"chat_template"`
+// applyConfig reads the special tokens, BOS/EOS flags and chat template of
+// tokenizer_config.json (may be nil). postProc is tokenizer.json's
+// post-processor ("null" when it has none), nil without a tokenizer.json:
+// then the BOS/EOS flags are left as they are unless the configuration
+// sets them.
+func (v *Vocab) applyConfig(cfgJSON []byte, postProc json.RawMessage) error {
+	var cfg tokenizer.HFConfig
+	var chat struct {
+		Template json.RawMessage `json:"chat_template"`
 	}
 	if len(cfgJSON) > 0 {
-		if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		var err error
+		if cfg, err = tokenizer.ParseHFConfig(cfgJSON); err != nil {
 			return fmt.Errorf("tokenizer_config.json: %w", err)
 		}
-		var raw map[string]json.RawMessage
-		_ = json.Unmarshal(cfgJSON, &raw)
-		cfg.BOS, cfg.EOS, cfg.UNK, cfg.PAD = raw["bos_token"], raw["eos_token"], raw["unk_token"], raw["pad_token"]
+		if err := json.Unmarshal(cfgJSON, &chat); err != nil {
+			return fmt.Errorf("tokenizer_config.json: %w", err)
+		}
 	}
-	lookup := map[string]int{}
+	lookup := make(map[string]int, len(v.Tokens))
 	for id, p := range v.Tokens {
 		lookup[p] = id
 	}
 	for _, s := range []struct {
-		key string
-		raw json.RawMessage
-		dst *int
+		key, text string
+		dst       *int
 	}{{"bos_token", cfg.BOS, &v.BOS}, {"eos_token", cfg.EOS, &v.EOS}, {"unk_token", cfg.UNK, &v.UNK}, {"pad_token", cfg.PAD, &v.PAD}} {
-		text, err := tokenText(s.raw)
-		if err != nil {
-			return fmt.Errorf("tokenizer_config.json: %s: %w", s.key, err)
-		}
-		if text == "" {
+		if s.text == "" {
 			continue
 		}
-		id, ok := lookup[text]
+		id, ok := lookup[s.text]
 		if !ok {
-			return fmt.Errorf("tokenizer_config.json: %s %q is not in the vocabulary", s.key, text)
+			return fmt.Errorf("tokenizer_config.json: %s %q is not in the vocabulary", s.key, s.text)
 		}
 		*s.dst = id
 	}
 	// BOS/EOS flags: tokenizer_config.json, else the post-processor.
-	postBOS, postEOS := false, false
-	if ps, err := flatten(t.PostProc); err == nil {
+	if postProc != nil {
+		ps, err := flatten(postProc)
+		if err != nil {
+			return fmt.Errorf("tokenizer.json: post_processor: %w", err)
+		}
+		v.AddBOS, v.AddEOS = false, false
 		for _, n := range ps {
 			if n.Type != "TemplateProcessing" {
 				continue
@@ -562,38 +703,39 @@ func (v *Vocab) applyConfig(cfgJSON []byte, t hfTokenizer) error {
 					continue
 				}
 				var st struct{ ID string }
-				if json.Unmarshal(item["SpecialToken"], &st) == nil {
-					id, ok := lookup[st.ID]
-					if ok && !seenA {
-						postBOS = true
-						if v.BOS < 0 {
-							v.BOS = id
-						}
-					} else if ok {
-						postEOS = true
-						if v.EOS < 0 {
-							v.EOS = id
-						}
+				if json.Unmarshal(item["SpecialToken"], &st) != nil {
+					continue
+				}
+				id, ok := lookup[st.ID]
+				switch {
+				case ok && !seenA:
+					v.AddBOS = true
+					if v.BOS < 0 {
+						v.BOS = id
+					}
+				case ok:
+					v.AddEOS = true
+					if v.EOS < 0 {
+						v.EOS = id
 					}
 				}
 			}
 		}
 	}
-	v.AddBOS, v.AddEOS = postBOS, postEOS
 	if cfg.AddBOS != nil {
 		v.AddBOS = *cfg.AddBOS
 	}
 	if cfg.AddEOS != nil {
 		v.AddEOS = *cfg.AddEOS
 	}
-	if len(cfg.ChatTemplate) > 0 && string(cfg.ChatTemplate) != "null" {
+	if len(chat.Template) > 0 && string(chat.Template) != "null" {
 		var s string
-		if err := json.Unmarshal(cfg.ChatTemplate, &s); err == nil {
+		if err := json.Unmarshal(chat.Template, &s); err == nil {
 			v.ChatTemplate = s
 		} else {
 			var list []struct{ Name, Template string }
-			if err := json.Unmarshal(cfg.ChatTemplate, &list); err != nil {
-				return fmt.Errorf("tokenizer_config.json: chat_template: %w", err)
+			if err := json.Unmarshal(chat.Template, &list); err != nil {
+				return fmt.Errorf("tokenizer_config.json: chat_template: want a string or a list of {name, template}: %w", err)
 			}
 			for _, e := range list {
 				if e.Name == "default" {
@@ -608,19 +750,4 @@ func (v *Vocab) applyConfig(cfgJSON []byte, t hfTokenizer) error {
 		}
 	}
 	return nil
-}
-
-func tokenText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
-	}
-	var o struct{ Content string }
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return "", err
-	}
-	return o.Content, nil
 }

@@ -1,6 +1,7 @@
 // Package tokconv converts tokenizers between the GGUF metadata form
 // (tokenizer.ggml.*, as llama.cpp stores them) and the Hugging Face form
-// (tokenizer.json and tokenizer_config.json), for `usersim model convert`.
+// (tokenizer.json, tokenizer_config.json and SentencePiece's
+// tokenizer.model), for slm's ConvertHFToGGUF and ConvertGGUFToHF.
 //
 // SentencePiece-style vocabularies ("llama" in GGUF: Llama 2, Mistral,
 // Phi-3, TinyLlama, stories) become a Hugging Face BPE model with byte
@@ -10,7 +11,10 @@
 // builds it, so SentencePiece's highest-score-first merging follows the
 // merge ranks. Byte-level vocabularies ("gpt2" in GGUF: GPT-2, Llama 3,
 // Qwen2, SmolLM) keep their merges; the pre-tokenizer is carried by name
-// (tokenizer.ggml.pre) for the families usersim supports.
+// (tokenizer.ggml.pre) for the families usersim supports. A SentencePiece
+// vocabulary is also written as tokenizer.model with its own scores, and a
+// directory's tokenizer.model is read before its tokenizer.json, as
+// llama.cpp's converter does, so GGUF -> HF -> GGUF keeps the scores.
 package tokconv
 
 import (
@@ -212,6 +216,9 @@ func (v *Vocab) GGUFMeta() []gguf.KV {
 		gguf.KV{Key: "tokenizer.ggml.add_eos_token", Value: gguf.Bool(v.AddEOS)})
 	if v.AddSpacePrefix != nil {
 		kv = append(kv, gguf.KV{Key: "tokenizer.ggml.add_space_prefix", Value: gguf.Bool(*v.AddSpacePrefix)})
+	}
+	if v.RemoveExtraWhitespaces {
+		kv = append(kv, gguf.KV{Key: "tokenizer.ggml.remove_extra_whitespaces", Value: gguf.Bool(true)})
 	}
 	if v.ChatTemplate != "" {
 		kv = append(kv, gguf.KV{Key: "tokenizer.chat_template", Value: gguf.String(v.ChatTemplate)})

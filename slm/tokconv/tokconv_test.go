@@ -303,3 +303,88 @@ func TestMistralToGGUF(t *testing.T) {
 	}
 	sameEncodingIDs(t, "tokenizer.json → gguf → tokenizer.json", orig, hf, strs)
 }
+
+// TestQwen3GoldenThroughGGUFFile: Qwen3's tokenizer directory → GGUF
+// metadata in a GGUF file → HF directory; the GGUF and the HF forms encode
+// the golden strings exactly as the reference did.
+func TestQwen3GoldenThroughGGUFFile(t *testing.T) {
+	src := sharedtest.Path(t, "tokenizers/qwen3")
+	v, err := FromHFDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	path := filepath.Join(tmp, "tok.gguf")
+	meta := append([]gguf.KV{{Key: "general.architecture", Value: gguf.String("qwen2")}}, v.GGUFMeta()...)
+	if err := gguf.WriteFile(path, meta, nil); err != nil {
+		t.Fatal(err)
+	}
+	gv, err := FromGGUFMeta(ggufMeta(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gv.Model != "gpt2" || gv.Pre != "qwen2" || len(gv.Tokens) < 151643 {
+		t.Fatalf("vocab: model %q pre %q, %d tokens", gv.Model, gv.Pre, len(gv.Tokens))
+	}
+	fromGGUF, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := writeHFDir(t, gv)
+	if _, err := os.Stat(filepath.Join(out, "tokenizer.model")); err == nil {
+		t.Error("a byte-level vocabulary got a tokenizer.model")
+	}
+	fromJSON, err := tokenizer.FromHFDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			ID   string `json:"id"`
+			Text string `json:"text"`
+			IDs  []int  `json:"ids"`
+		} `json:"cases"`
+	}
+	b, err := os.ReadFile(sharedtest.Path(t, "golden/tokenizers/qwen3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Cases) == 0 {
+		t.Fatal("no cases")
+	}
+	for name, tk := range map[string]*tokenizer.Tokenizer{"GGUF": fromGGUF, "tokenizer.json": fromJSON} {
+		for _, c := range g.Cases {
+			if name == "GGUF" && c.ID == "nfd" {
+				// GGUF has no normalizer: like llama.cpp, the GGUF vocabulary
+				// does not apply Qwen's NFC, so NFD text tokenizes differently.
+				continue
+			}
+			ids, err := tk.Encode(c.Text, tokenizer.EncodeOptions{ParseSpecial: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, c.IDs) {
+				t.Errorf("%s: %s: %v, want %v", name, c.ID, ids, c.IDs)
+			}
+		}
+	}
+}
+
+// writeHFDir writes v's HFDirFiles into a new directory.
+func writeHFDir(t *testing.T, v *Vocab) string {
+	t.Helper()
+	files, err := v.HFDirFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

@@ -782,9 +782,21 @@ func (t *Tokenizer) applyConfigFile(path string) error {
 	return nil
 }
 
-// applyConfig applies the tokenizer_config.json settings.
-func (t *Tokenizer) applyConfig(data []byte) error {
-	var c struct {
+// HFConfig is what a tokenizer_config.json says about special tokens.
+type HFConfig struct {
+	// BOS, EOS, UNK and PAD are the contents of bos_token, eos_token,
+	// unk_token and pad_token; "" when absent or null.
+	BOS, EOS, UNK, PAD string
+	// AddBOS and AddEOS are add_bos_token and add_eos_token; nil when
+	// absent.
+	AddBOS, AddEOS *bool
+}
+
+// ParseHFConfig reads the special-token fields of a tokenizer_config.json:
+// bos_token, eos_token, unk_token and pad_token (each a string or an
+// AddedToken object with "content"), add_bos_token and add_eos_token.
+func ParseHFConfig(data []byte) (HFConfig, error) {
+	var raw struct {
 		AddBOS *bool           `json:"add_bos_token"`
 		AddEOS *bool           `json:"add_eos_token"`
 		BOS    json.RawMessage `json:"bos_token"`
@@ -792,30 +804,49 @@ func (t *Tokenizer) applyConfig(data []byte) error {
 		UNK    json.RawMessage `json:"unk_token"`
 		PAD    json.RawMessage `json:"pad_token"`
 	}
-	if err := json.Unmarshal(data, &c); err != nil {
-		return err
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return HFConfig{}, err
 	}
+	c := HFConfig{AddBOS: raw.AddBOS, AddEOS: raw.AddEOS}
 	for _, f := range []struct {
 		raw  json.RawMessage
-		dst  *int
+		dst  *string
 		name string
-	}{{c.BOS, &t.bos, "bos_token"}, {c.EOS, &t.eos, "eos_token"}, {c.UNK, &t.unk, "unk_token"}, {c.PAD, &t.pad, "pad_token"}} {
+	}{{raw.BOS, &c.BOS, "bos_token"}, {raw.EOS, &c.EOS, "eos_token"}, {raw.UNK, &c.UNK, "unk_token"}, {raw.PAD, &c.PAD, "pad_token"}} {
 		if isNull(f.raw) {
 			continue
 		}
-		var s string
-		if err := json.Unmarshal(f.raw, &s); err != nil {
-			var obj struct {
-				Content string `json:"content"`
-			}
-			if err := json.Unmarshal(f.raw, &obj); err != nil {
-				return fmt.Errorf("%s: want a string or {content}", f.name)
-			}
-			s = obj.Content
+		if err := json.Unmarshal(f.raw, f.dst); err == nil {
+			continue
 		}
-		id, ok := t.lookup[s]
+		var obj struct {
+			Content *string `json:"content"`
+		}
+		if err := json.Unmarshal(f.raw, &obj); err != nil || obj.Content == nil {
+			return HFConfig{}, fmt.Errorf("%s: want a string or {content}, got %s", f.name, truncate(string(f.raw), 40))
+		}
+		*f.dst = *obj.Content
+	}
+	return c, nil
+}
+
+// applyConfig applies the tokenizer_config.json settings.
+func (t *Tokenizer) applyConfig(data []byte) error {
+	c, err := ParseHFConfig(data)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		text string
+		dst  *int
+		name string
+	}{{c.BOS, &t.bos, "bos_token"}, {c.EOS, &t.eos, "eos_token"}, {c.UNK, &t.unk, "unk_token"}, {c.PAD, &t.pad, "pad_token"}} {
+		if f.text == "" {
+			continue
+		}
+		id, ok := t.lookup[f.text]
 		if !ok {
-			return fmt.Errorf("%s %q is not in the vocabulary", f.name, s)
+			return fmt.Errorf("%s %q is not in the vocabulary", f.name, f.text)
 		}
 		*f.dst = id
 	}
