@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,7 +19,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersim/usersim/serve"
-	"github.com/usersim/usersim/serve/loadtest"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/lora"
 )
@@ -103,110 +99,6 @@ requests finish (up to --drain).`,
 	fl.IntVar(&f.maxRate, "max-rate-items", serve.DefaultMaxRateItems, "most items one rate request may carry")
 	cmd.AddCommand(newServeLoadCmd())
 	return cmd
-}
-
-// newServeLoadCmd builds `usersim serve load`: a load test from a second
-// process against a running server.
-func newServeLoadCmd() *cobra.Command {
-	var (
-		o         loadtest.Options
-		apiKeyEnv string
-		asJSON    bool
-	)
-	cmd := &cobra.Command{
-		Use:   "load URL",
-		Short: "Load-test a running server: concurrent completions, throughput and latency percentiles",
-		Long: `Send completions to the server at URL from --clients concurrent clients, cycling
-through the --model names (base model or adapters), for --duration or
---requests requests, and report throughput, latency percentiles (time to
-first token with --stream), the responses by status and the server's memory
-as its /metrics reports it before and after.`,
-		Example: `  usersim serve load http://127.0.0.1:8080 --model cinephile --model casual --clients 8 --duration 1m`,
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.URL = args[0]
-			if apiKeyEnv != "" {
-				if o.APIKey = os.Getenv(apiKeyEnv); o.APIKey == "" {
-					return fmt.Errorf("--api-key-env: the environment variable %s is empty or not set", apiKeyEnv)
-				}
-			}
-			if len(o.Models) == 0 {
-				return errors.New("give at least one --model")
-			}
-			before := serverMemory(cmd.Context(), o.URL, o.APIKey)
-			r, err := loadtest.Run(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			after := serverMemory(cmd.Context(), o.URL, o.APIKey)
-			out := cmd.OutOrStdout()
-			if r.Errors > 0 {
-				// Report, then fail: a load test passes with zero errors.
-				defer func() {
-					if err == nil {
-						err = fmt.Errorf("%d of %d requests failed", r.Errors, r.Requests)
-					}
-				}()
-			}
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
-					loadtest.Result
-					P50ms, P90ms, P99ms, MaxMs, TTFT50ms, TTFT99ms float64
-					MemoryBefore, MemoryAfter                      string
-				}{r, ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), ms(r.TTFT50), ms(r.TTFT99), before, after})
-			}
-			fmt.Fprint(out, r)
-			fmt.Fprintf(out, "server memory before: %s\nserver memory after:  %s\n", before, after)
-			return nil
-		},
-	}
-	fl := cmd.Flags()
-	fl.StringArrayVar(&o.Models, "model", nil, "a model name to request (repeatable; used in turn)")
-	fl.IntVar(&o.Clients, "clients", 8, "concurrent clients")
-	fl.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to send requests")
-	fl.IntVar(&o.Requests, "requests", 0, "stop after this many requests (0: run for --duration)")
-	fl.StringVar(&o.Prompt, "prompt", "Once upon a time", "the prompt of every request")
-	fl.IntVar(&o.MaxTokens, "max-tokens", 32, "max_tokens of every request")
-	fl.BoolVar(&o.Stream, "stream", false, "stream the responses (measures time to first token)")
-	fl.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the server's API key")
-	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	return cmd
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// serverMemory reads the Go runtime's memory gauges from the server's
-// /metrics ("unknown" when they cannot be read).
-func serverMemory(ctx context.Context, url, key string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/metrics", nil)
-	if err != nil {
-		return "unknown"
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "unknown"
-	}
-	defer resp.Body.Close()
-	var parts []string
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
-	for sc.Scan() {
-		for _, name := range []string{"usersim_serve_memory_bytes", "usersim_serve_heap_object_bytes"} {
-			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-				if n, err := strconv.ParseFloat(v, 64); err == nil {
-					parts = append(parts, fmt.Sprintf("%s %.1f MiB", strings.TrimPrefix(name, "usersim_serve_"), n/(1<<20)))
-				}
-			}
-		}
-	}
-	if len(parts) == 0 {
-		return "unknown"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // adapterName is what an adapter may be called: no spaces or control

@@ -246,6 +246,50 @@ func TestServeWorkspace(t *testing.T) {
 	if st := post("/v1/completions", "k3y", `{"model":"persona-0","prompt":"I","max_tokens":2}`, nil); st != http.StatusOK {
 		t.Errorf("completion with persona-0: status %d", st)
 	}
+
+	// `usersim serve load --agents` over every persona's users, with the
+	// malformed requests beside it.
+	var out strings.Builder
+	lc := newServeCmd()
+	lc.SetArgs([]string{"load", url, "--agents", "--requests", "12", "--clients", "2", "--items", "3", "--choose-every", "4", "--slate", "2",
+		"--malformed", "--malformed-every", "1ms", "--memory-every", "10ms", "--api-key-env", "USERSIM_TEST_AGENT_KEY", "--json"})
+	lc.SetOut(&out)
+	lc.SetErr(io.Discard)
+	lc.SilenceUsage, lc.SilenceErrors = true, true
+	if err := lc.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("serve load --agents: %v\n%s", err, out.String())
+	}
+	var lr struct {
+		Load struct {
+			Rate struct {
+				Requests int `json:"requests"`
+				Errors   int `json:"errors"`
+			} `json:"rate"`
+			Choose struct {
+				Requests int `json:"requests"`
+			} `json:"choose"`
+			Ratings   int            `json:"ratings"`
+			ByPersona map[string]int `json:"by_persona"`
+			RateMs    struct {
+				P50 float64 `json:"p50_ms"`
+			} `json:"rate_ms"`
+			Memory struct {
+				Samples []json.RawMessage `json:"samples"`
+			} `json:"memory"`
+		} `json:"load"`
+		Malformed struct {
+			Sent int `json:"sent"`
+			Bad  int `json:"bad"`
+		} `json:"malformed"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &lr); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	l := lr.Load
+	if l.Rate.Requests != 9 || l.Choose.Requests != 3 || l.Rate.Errors != 0 || l.Ratings != 27 || l.ByPersona["0"] != 6 || l.ByPersona["1"] != 6 ||
+		l.RateMs.P50 <= 0 || len(l.Memory.Samples) < 2 || lr.Malformed.Sent == 0 || lr.Malformed.Bad != 0 {
+		t.Fatalf("serve load --agents:\n%s", out.String())
+	}
 	cancel()
 	select {
 	case err := <-errc:

@@ -115,12 +115,19 @@ func TestServeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res struct {
-		Requests, Errors int
-		Tokens           int64
-		P50ms            float64
-		MemoryAfter      string
+		Load struct {
+			Requests int     `json:"requests"`
+			Errors   int     `json:"errors"`
+			Tokens   int64   `json:"tokens"`
+			P50ms    float64 `json:"p50_ms"`
+			Memory   struct {
+				Max struct {
+					HeapInuse int64 `json:"heap_inuse_bytes"`
+				} `json:"max"`
+			} `json:"memory"`
+		} `json:"load"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Requests != 6 || res.Errors != 0 || res.Tokens == 0 || res.P50ms <= 0 || !strings.Contains(res.MemoryAfter, "MiB") {
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Load.Requests != 6 || res.Load.Errors != 0 || res.Load.Tokens == 0 || res.Load.P50ms <= 0 || res.Load.Memory.Max.HeapInuse <= 0 {
 		t.Fatalf("load result %+v (%v) from\n%s", res, err, out)
 	}
 	if out, err := load("--model", "nope", "--requests", "2"); err == nil || !strings.Contains(out, "404×2") {

@@ -223,6 +223,12 @@ func TestProbe(t *testing.T) {
 			t.Errorf("%s: %v, want %d twice", name, r.Cases[name], want)
 		}
 	}
+	var sum ProbeResult
+	sum.Add(r)
+	sum.Add(ProbeResult{Sent: 1, Bad: 1, Status: map[int]int{500: 1}, Cases: map[string]map[int]int{"x": {500: 1}}, FirstBad: "x"})
+	if sum.Sent != 2*n+1 || sum.Bad != 1 || sum.Status[500] != 1 || sum.Cases["rate/malformed-json"][400] != 2 || sum.FirstBad != "x" {
+		t.Errorf("sum: %+v", sum)
+	}
 	if !strings.Contains(r.String(), "0 not answered 4xx") {
 		t.Errorf("summary:\n%s", r)
 	}

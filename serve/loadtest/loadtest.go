@@ -42,6 +42,10 @@ type Options struct {
 	Temperature float64
 	// Stream requests server-sent events and measures time to first token.
 	Stream bool
+	// MemoryEvery and MemoryWindow are as in AgentOptions (default 1s and
+	// 10s; MemoryEvery negative: memory is not read).
+	MemoryEvery  time.Duration
+	MemoryWindow time.Duration
 	// Client is the HTTP client (default: one with Clients idle connections).
 	Client *http.Client
 }
@@ -60,6 +64,9 @@ type Result struct {
 	P99, Max     time.Duration `json:"-"`
 	TTFT50       time.Duration `json:"-"` // streaming only
 	TTFT99       time.Duration `json:"-"`
+	// Memory is the server's memory over the run (Run only; AgentResult
+	// has its own).
+	Memory MemoryStats `json:"memory"`
 }
 
 // String renders the result as a few aligned lines.
@@ -86,6 +93,7 @@ func (r Result) String() string {
 	if r.FirstError != "" {
 		fmt.Fprintf(&b, "first error: %s\n", r.FirstError)
 	}
+	b.WriteString(r.Memory.String())
 	return b.String()
 }
 
@@ -124,14 +132,30 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Temperature == 0 {
 		o.Temperature = 0.8
 	}
-	if o.Client == nil {
-		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients}}
+	if o.MemoryEvery == 0 {
+		o.MemoryEvery = time.Second
 	}
-	url := strings.TrimSuffix(o.URL, "/") + "/v1/completions"
+	if o.MemoryWindow <= 0 {
+		o.MemoryWindow = 10 * time.Second
+	}
+	o.MemoryWindow = min(o.MemoryWindow, o.Duration/4)
+	if o.Client == nil {
+		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients + 1}}
+	}
+	base := strings.TrimSuffix(o.URL, "/")
+	t0 := time.Now()
+	var mem *memSampler
+	if o.MemoryEvery > 0 {
+		mem = sampleMemory(ctx, o.Client, base, o.APIKey, o.MemoryEvery, t0)
+	}
 	samples, elapsed := drive(ctx, o.Clients, o.Duration, o.Requests, func(ctx context.Context, _, i int) sample {
-		return one(ctx, o, url, o.Models[i%len(o.Models)], i)
+		return one(ctx, o, base+"/v1/completions", o.Models[i%len(o.Models)], i)
 	})
-	return summarize(samples, elapsed), nil
+	r := summarize(samples, elapsed)
+	if mem != nil {
+		r.Memory = mem.finish(ctx, o.Client, base, o.APIKey, time.Since(t0), o.MemoryWindow)
+	}
+	return r, nil
 }
 
 // drive runs do from clients concurrent clients until duration passes,

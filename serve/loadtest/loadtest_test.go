@@ -41,7 +41,10 @@ func TestRun(t *testing.T) {
 		if stream != (r.TTFT50 > 0) {
 			t.Fatalf("stream %v: time to first token %v", stream, r.TTFT50)
 		}
-		if !strings.Contains(r.String(), "200×20") {
+		if len(r.Memory.Samples) < 2 || r.Memory.Max.HeapInuse <= 0 {
+			t.Fatalf("stream %v: memory %+v", stream, r.Memory)
+		}
+		if !strings.Contains(r.String(), "200×20") || !strings.Contains(r.String(), "server memory") {
 			t.Fatalf("summary:\n%s", r)
 		}
 	}

@@ -40,7 +40,9 @@ type MemoryStats struct {
 	Before MemSample `json:"before"`
 	// First and Last hold the largest RSS, heap and goroutine counts seen
 	// in the first and the last Window of the run; Max over all of it.
-	First, Last, Max MemSample
+	First MemSample `json:"first"`
+	Last  MemSample `json:"last"`
+	Max   MemSample `json:"max"`
 	// Errors counts samples that could not be read.
 	Errors int `json:"errors"`
 }

@@ -54,6 +54,32 @@ type ProbeResult struct {
 	FirstBad string `json:"first_bad"`
 }
 
+// Add counts the answers of o too.
+func (r *ProbeResult) Add(o ProbeResult) {
+	if r.Status == nil {
+		r.Status = map[int]int{}
+	}
+	if r.Cases == nil {
+		r.Cases = map[string]map[int]int{}
+	}
+	r.Sent += o.Sent
+	r.Bad += o.Bad
+	for st, n := range o.Status {
+		r.Status[st] += n
+	}
+	for c, m := range o.Cases {
+		if r.Cases[c] == nil {
+			r.Cases[c] = map[int]int{}
+		}
+		for st, n := range m {
+			r.Cases[c][st] += n
+		}
+	}
+	if r.FirstBad == "" {
+		r.FirstBad = o.FirstBad
+	}
+}
+
 // String renders the result: one line per case, then the verdict.
 func (r ProbeResult) String() string {
 	var b strings.Builder
