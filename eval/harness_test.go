@@ -231,7 +231,7 @@ func TestWriteFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 2 {
+	if len(ents) != 4 { // results.json, report.md, rmse.svg, hist.svg
 		t.Errorf("dir holds %d entries (temp files left?): %v", len(ents), ents)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "results.json"))

@@ -109,7 +109,7 @@ func nameWidth(names ...string) int {
 // bootstrap intervals, per-user distributions and the rating histograms.
 func (r *Results) WriteMarkdown(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# Rating prediction: %s\n\n", r.Dataset)
+	fmt.Fprintf(bw, "# Rating prediction: %s\n\n", mdText(r.Dataset))
 	fmt.Fprintf(bw, "**Split.** %s.\n\n", capitalise(r.Split.Description))
 	fmt.Fprintf(bw, "Rating scale %s. Metrics are over valid answers; URR is the share of invalid answers (0 for classic baselines).", r.Scale)
 	if r.Options.Bootstrap > 0 {
