@@ -251,7 +251,7 @@ func (r *Results) WriteRMSEChart(w io.Writer) error {
 		width       = 760
 		top, bottom = 78, 52
 		rowH        = 24
-		right       = 70
+		right       = 84
 	)
 	maxName := 0
 	for _, p := range r.Predictors {
@@ -333,7 +333,7 @@ func (r *Results) WriteRMSEChart(w io.Writer) error {
 			fmt.Fprintf(s, `<circle class="dot" cx="%s" cy="%s" r="5" fill="%s" stroke="white"/>`+"\n", num(px(v)), num(y), colour)
 			s.text(x1+8, y+4, "", f4(p.RMSE))
 		} else {
-			s.text(x1+8, y+4, `fill="#999"`, "no answers")
+			s.text(x1+8, y+4, `fill="#999"`, "no valid")
 		}
 		s.WriteString("</g>\n")
 	}
@@ -347,7 +347,7 @@ func (r *Results) WriteHistogramChart(w io.Writer) error {
 	const (
 		panelW, panelH = 250, 190
 		top            = 56
-		pl, pr, pt, pb = 44, 10, 24, 34 // panel margins
+		pl, pr, pt, pb = 44, 10, 30, 28 // panel margins
 	)
 	n := len(r.Predictors)
 	cols := min(max(n, 1), 3)
@@ -399,11 +399,10 @@ func (r *Results) WriteHistogramChart(w io.Writer) error {
 		y0, y1 := oy+pt, oy+panelH-pb // top and bottom of the plot
 		py := linear(0, yt[len(yt)-1], y1, y0)
 		fmt.Fprintf(s, "<g class=\"panel\">\n")
-		title := truncate(p.Name, 26)
+		s.text(ox+8, oy+pt-12, `font-weight="bold" font-size="11"`, truncate(p.Name, 24))
 		if tv := float64(p.Histogram.TV); finite(tv) {
-			title += " (TV " + f3(p.Histogram.TV) + ")"
+			s.text(x1, oy+pt-12, `text-anchor="end" font-size="10" fill="#555"`, "TV "+f3(p.Histogram.TV))
 		}
-		s.text(x0, oy+pt-8, `font-weight="bold"`, title)
 		for _, v := range yt {
 			y := py(v)
 			fmt.Fprintf(s, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#e8e8e8"/>`+"\n", num(x0), num(y), num(x1), num(y))

@@ -49,7 +49,19 @@ func (r *Results) WriteTable(w io.Writer) error {
 	if ref != "" {
 		head = append(head, "ΔRMSE vs "+ref)
 	}
-	head = append(head, "user-RMSE", "pred μ±σ", "TV", "EMD", "fit s")
+	head = append(head, "user-RMSE", "pred μ±σ", "TV", "EMD")
+	var withParams, withTrain bool
+	for _, p := range r.Predictors {
+		withParams = withParams || p.Info.TrainableParams > 0
+		withTrain = withTrain || p.Info.TrainSeconds > 0
+	}
+	if withParams {
+		head = append(head, "params")
+	}
+	if withTrain {
+		head = append(head, "train s")
+	}
+	head = append(head, "fit s", "pred/s")
 	var names []string
 	for _, p := range r.Predictors {
 		names = append(names, p.Name)
@@ -69,7 +81,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 			row = append(row, cell)
 		}
 		row = append(row, f4(p.PerUser.RMSE.Median), f2(p.Histogram.PredMean)+"±"+f2(p.Histogram.PredStd),
-			f3(p.Histogram.TV), f3(p.Histogram.EMD), fmt.Sprintf("%.2f", p.FitSeconds))
+			f3(p.Histogram.TV), f3(p.Histogram.EMD))
+		if withParams {
+			row = append(row, params(p.Info.TrainableParams))
+		}
+		if withTrain {
+			row = append(row, seconds(p.Info.TrainSeconds))
+		}
+		row = append(row, fmt.Sprintf("%.2f", p.FitSeconds), rate(p.N, p.PredictSeconds))
 		writeRow(tw, nw, row)
 	}
 	if err := tw.Flush(); err != nil {
@@ -78,6 +97,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 	if len(r.Predictors) > 0 {
 		h := r.Predictors[0].Histogram
 		fmt.Fprintf(bw, "truth: mean %s, std %s over %d test rows\n", f2(h.TrueMean), f2(h.TrueStd), r.Split.Test)
+	}
+	if o := r.oracle(); o != nil {
+		fmt.Fprintf(bw, "noise floor: %s predicts the expected rating, RMSE %s\n", o.Name, f4(o.RMSE))
 	}
 	return bw.Flush()
 }

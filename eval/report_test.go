@@ -238,6 +238,15 @@ func TestMarkdownReport(t *testing.T) {
 	if l := lines[head+2]; !strings.Contains(l, "|  |  | ") || strings.HasSuffix(l, "|  |") {
 		t.Errorf("global-mean row: %s", l)
 	}
+	var tbl bytes.Buffer
+	if err := res.WriteTable(&tbl); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"params  train s  fit s  pred/s", "1.23M     33.3", "noise floor: oracle predicts the expected rating, RMSE"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
 	// Groups in natural order; sections after everything else, in order.
 	if strings.Index(md, "| persona-2 |") > strings.Index(md, "| persona-10 |") {
 		t.Error("persona-10 listed before persona-2")
@@ -258,6 +267,10 @@ func TestMarkdownReport(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "noise floor") || strings.Contains(b.String(), "groups.svg") {
 		t.Error("noise floor or groups chart without an oracle or groups")
+	}
+	tbl.Reset()
+	if err := res.WriteTable(&tbl); err != nil || strings.Contains(tbl.String(), "params") || strings.Contains(tbl.String(), "noise floor") {
+		t.Errorf("baseline table: %v\n%s", err, tbl.String())
 	}
 }
 
