@@ -1,9 +1,11 @@
 // Package eval measures how well rating predictors — classic baselines and
 // LLM user agents alike — reproduce held-out ratings: RMSE, MAE, URR (the
 // share of invalid answers), per-user breakdowns, user-level bootstrap
-// confidence intervals and the distance between the predicted and the true
-// rating histograms. Evaluate runs predictors over a split and returns
-// Results, which marshal to results.json and render as report.md.
+// confidence intervals, the distance between the predicted and the true
+// rating histograms and per-group errors (persona clusters). Evaluate runs
+// predictors over a split and returns Results, which marshal to
+// results.json and render as report.md with self-contained SVG charts
+// (rmse.svg, hist.svg, groups.svg).
 //
 // An answer is invalid when it is not a finite number: a predictor marks an
 // answer it could not give (an LLM reply that is not a rating) with NaN.

@@ -256,7 +256,12 @@ func (r *Results) writeGroups(w io.Writer) {
 		fmt.Fprint(w, "--:|")
 	}
 	fmt.Fprintln(w)
-	for _, g := range groups {
+	const maxRows = 100
+	for k, g := range groups {
+		if k == maxRows {
+			fmt.Fprintf(w, "\n%d more groups are in results.json.\n", len(groups)-maxRows)
+			break
+		}
 		fmt.Fprintf(w, "| %s | %d | %d |", mdCell(g), size[g].Users, size[g].Rows)
 		for _, p := range series {
 			cell := "–"
