@@ -45,10 +45,23 @@ type Predictor struct {
 	Label string // Name; default "agent-" + Mode
 	// Batch is the number of pairs scored per backend call (0: 64).
 	Batch int
+	// Keep makes PredictBatch keep every Rating it reads, in call order
+	// (see Kept): the whole distribution behind each answer, for
+	// diagnostics such as the argmax error or the prediction spread.
+	Keep bool
 
 	d     *dataset.Dataset
 	errMu sync.Mutex
 	err   error
+	kept  []Rating
+}
+
+// Kept returns the Ratings PredictBatch read since the last Fit, in the
+// order of the pairs asked (only with Keep; not for mode Generated).
+func (p *Predictor) Kept() []Rating {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.kept
 }
 
 // Name implements eval.Predictor.
@@ -68,6 +81,9 @@ func (p *Predictor) Fit(_ context.Context, d *dataset.Dataset, _ []int32) error 
 		return fmt.Errorf("agent: predictor %s: Fit with a dataset other than the pool's", p.Name())
 	}
 	p.d = d
+	p.errMu.Lock()
+	p.kept = nil
+	p.errMu.Unlock()
 	return nil
 }
 
@@ -140,6 +156,11 @@ func (p *Predictor) PredictBatch(ctx context.Context, users, items []int32, out 
 		}
 		for k, r := range rs {
 			out[lo+k] = r.Value(p.Mode)
+		}
+		if p.Keep {
+			p.errMu.Lock()
+			p.kept = append(p.kept, rs...)
+			p.errMu.Unlock()
 		}
 	}
 	return nil

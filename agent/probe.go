@@ -20,6 +20,8 @@ const (
 	ItemAverage
 	// MemoryRating is the rating of the retrieved (top-1) memory.
 	MemoryRating
+	// Anchor is the collaborative estimate of the default variant's prompt.
+	Anchor
 )
 
 func (f Field) String() string {
@@ -30,6 +32,8 @@ func (f Field) String() string {
 		return "item-average"
 	case MemoryRating:
 		return "memory-rating"
+	case Anchor:
+		return "anchor"
 	}
 	return fmt.Sprintf("Field(%d)", int(f))
 }
@@ -84,6 +88,14 @@ func (e Edit) Apply(pd *raft.PromptData) error {
 			v += old
 		}
 		pd.Memories[0].Rating = raft.FormatRating(v)
+	case Anchor:
+		if !pd.HasAnchor {
+			return fmt.Errorf("agent: probe %s: the prompt has no anchor", e.Field)
+		}
+		if e.Relative {
+			v += pd.Anchor
+		}
+		pd.Anchor = v
 	default:
 		return fmt.Errorf("agent: unknown probe field %d", int(e.Field))
 	}

@@ -53,7 +53,10 @@ type Config struct {
 
 	Base     BaseConfig    `yaml:"base" json:"base"`
 	Adapters AdapterConfig `yaml:"adapters" json:"adapters"`
-	Eval     EvalConfig    `yaml:"eval" json:"eval"`
+	// Agents are the agent configurations trained and scored; the first
+	// is the experiment's main agent (the one `usersim serve` runs).
+	Agents []AgentSpec `yaml:"agents" json:"agents"`
+	Eval   EvalConfig  `yaml:"eval" json:"eval"`
 }
 
 // BaseConfig is the compact base: its size, tokenizer and pretraining.
@@ -87,8 +90,13 @@ type AdapterConfig struct {
 	Batch       int     `yaml:"batch" json:"batch"`
 	MicroBatch  int     `yaml:"micro_batch" json:"micro_batch"`
 	LR          float64 `yaml:"lr" json:"lr"`
-	// Variant is the prompt: "paper" or "default" (raft.Variant).
-	Variant string `yaml:"variant" json:"variant"`
+	// Anchor is the classic baseline whose estimate the default variant's
+	// prompts carry (eval/baseline's names). Training prompts get its
+	// out-of-fold estimate over AnchorFolds folds of the training rows, so
+	// no anchor has seen the rating it anchors; test prompts get the
+	// estimate fitted on every training row. "none" leaves the anchor out.
+	Anchor      string `yaml:"anchor" json:"anchor"`
+	AnchorFolds int    `yaml:"anchor_folds" json:"anchor_folds"`
 }
 
 // EvalConfig is the evaluation.
@@ -99,11 +107,12 @@ type EvalConfig struct {
 	// MaxTestUsers, when positive, scores the agents (and baselines) on
 	// the test rows of that many split users only.
 	MaxTestUsers int `yaml:"max_test_users" json:"max_test_users"`
-	// SharedAgent also scores the shared adapter alone for every user
-	// (one LoRA for all users, K = 1); needs Adapters.Shared.
-	SharedAgent bool `yaml:"shared_agent" json:"shared_agent"`
-	// ZeroShot also scores the frozen base without any adapter.
-	ZeroShot bool `yaml:"zero_shot" json:"zero_shot"`
+	// ProbeRows is the number of test prompts the counterfactual probes
+	// edit per agent (0: none).
+	ProbeRows int `yaml:"probe_rows" json:"probe_rows"`
+	// GenerateRows is the number of test prompts answered by free
+	// generation per agent, parsed strictly for the URR (0: none).
+	GenerateRows int `yaml:"generate_rows" json:"generate_rows"`
 }
 
 // DefaultConfig is the embedded offline default: the default synthetic
@@ -129,11 +138,17 @@ func DefaultConfig() Config {
 		},
 		Adapters: AdapterConfig{
 			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 240,
-			Steps: 120, Batch: 8, MicroBatch: 8, LR: 2e-3, Variant: "paper",
+			Steps: 120, Batch: 8, MicroBatch: 8, LR: 2e-3, Anchor: "svd", AnchorFolds: 5,
+		},
+		Agents: []AgentSpec{
+			{Variant: "default", Adapter: AdapterPersona},
+			{Variant: "default", Adapter: AdapterShared},
+			{Variant: "paper", Adapter: AdapterPersona},
+			{Variant: "paper", Adapter: AdapterShared},
 		},
 		Eval: EvalConfig{
 			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd"},
-			Bootstrap: 200, SharedAgent: true,
+			Bootstrap: 200, ProbeRows: 40, GenerateRows: 200,
 		},
 	}
 }
@@ -154,7 +169,13 @@ func QuickConfig() Config {
 	c.Eval.Baselines = []string{"global-mean", "bias"}
 	c.Eval.Bootstrap = -1
 	c.Eval.MaxTestUsers = 8
-	c.Eval.ZeroShot = true
+	c.Eval.ProbeRows, c.Eval.GenerateRows = 4, 8
+	c.Agents = []AgentSpec{
+		{Variant: "default", Adapter: AdapterPersona},
+		{Variant: "paper", Adapter: AdapterPersona},
+		{Variant: "paper", Adapter: AdapterShared},
+		{Variant: "paper", Adapter: AdapterNone},
+	}
 	return c
 }
 
@@ -194,8 +215,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("adapters: rank, steps and batch must be positive")
 	case c.Adapters.Shared && c.Adapters.SharedSteps <= 0:
 		return fmt.Errorf("adapters: shared_steps must be positive when shared")
-	case c.Adapters.Variant != "paper" && c.Adapters.Variant != "default":
-		return fmt.Errorf("adapters.variant %q: want paper or default", c.Adapters.Variant)
+	case len(c.Agents) == 0:
+		return fmt.Errorf("agents: none")
+	case c.Adapters.AnchorFolds < 0 || c.Adapters.AnchorFolds == 1:
+		return fmt.Errorf("adapters.anchor_folds %d: want 0 (default 5) or at least 2", c.Adapters.AnchorFolds)
+	}
+	if c.Adapters.Anchor != "none" && !slices.Contains(baseline.Names(), c.Adapters.Anchor) {
+		return fmt.Errorf("adapters.anchor: unknown baseline %q (known: none, %s)", c.Adapters.Anchor, strings.Join(baseline.Names(), ", "))
+	}
+	labels := map[string]bool{}
+	for _, a := range c.Agents {
+		if err := a.validate(); err != nil {
+			return fmt.Errorf("agents: %w", err)
+		}
+		if l := a.label(0); labels[l] {
+			return fmt.Errorf("agents: two agents are named %q", l)
+		} else {
+			labels[l] = true
+		}
 	}
 	for _, b := range c.Eval.Baselines {
 		if !slices.Contains(baseline.Names(), b) {

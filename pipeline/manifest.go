@@ -114,3 +114,17 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+// readStageInfo decodes the Info of a stage's manifest into v; false when
+// there is none.
+func readStageInfo(ws, stage string, v any) bool {
+	data, err := os.ReadFile(stageFile(ws, stage))
+	if err != nil {
+		return false
+	}
+	var m StageManifest
+	if json.Unmarshal(data, &m) != nil || len(m.Info) == 0 {
+		return false
+	}
+	return json.Unmarshal(m.Info, v) == nil
+}

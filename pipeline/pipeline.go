@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usersim/usersim/agent"
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/dataset/synth"
@@ -94,8 +93,14 @@ type runner struct {
 	ms    []memory.Interaction
 	pers  map[string]int
 	k     int
+	// persByK holds the persona assignments by number of personas: the
+	// experiment's K and the K sweep's others.
+	persByK map[int]map[string]int
 	keys  map[string]string
 	rep   *Report
+	// anchor is the default variant's out-of-fold collaborative estimate
+	// (fitted on first use).
+	anchor raft.Estimator
 }
 
 // Run runs every stage of cfg over its workspace, skipping those already
@@ -328,9 +333,62 @@ func (r *runner) personas(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	r.pers, r.k = a.Personas, a.K
+	r.persByK = map[int]map[string]int{r.k: r.pers}
 	fmt.Fprintf(r.out, "      %d users in %d personas (%s)\n", len(r.pers), r.k, a.Embedder)
-	r.keys[StagePersonas], err = hashKey(r.keys[StageMemory], key)
+	// The K sweep: the same embeddings clustered into other numbers of
+	// personas, each cached on its own.
+	for _, k := range extraKs(r.cfg.Agents) {
+		if k == r.k {
+			continue
+		}
+		pk, err := r.personasAt(ctx, key, emb, opt, k)
+		if err != nil {
+			return false, err
+		}
+		r.persByK[k] = pk
+	}
+	r.keys[StagePersonas], err = hashKey(r.keys[StageMemory], key, extraKs(r.cfg.Agents))
 	return ok, err
+}
+
+// personasAt clusters the profiles into k personas (cached under
+// personas/kK.json) for the agents of the K sweep.
+func (r *runner) personasAt(ctx context.Context, mainKey string, emb persona.Embedder, opt persona.Options, k int) (map[string]int, error) {
+	stage := fmt.Sprintf("personas-k%d", k)
+	key, err := hashKey(mainKey, k)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(r.ws, persona.Dir, fmt.Sprintf("k%d.json", k))
+	if ok, err := stageDone(r.ws, stage, key); err != nil {
+		return nil, err
+	} else if ok {
+		var a persona.Assignments
+		if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &a) == nil && a.K == k {
+			return a.Personas, nil
+		}
+	}
+	if err := clearStage(r.ws, stage); err != nil {
+		return nil, err
+	}
+	opt.K, opt.KMin, opt.KMax = k, 0, 0
+	res, err := persona.Build(ctx, persona.Input{Profiles: r.ps}, emb, opt)
+	if err != nil {
+		return nil, fmt.Errorf("personas at K = %d: %w", k, err)
+	}
+	a := persona.Assignments{Embedder: res.Embedder, K: k, Seed: r.cfg.Seed, Personas: map[string]int{}}
+	for i, u := range res.Users {
+		a.Personas[u] = res.Clustering.Labels[i]
+	}
+	data, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, data); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.out, "      K sweep: %d users in %d personas\n", len(a.Personas), k)
+	return a.Personas, markDone(r.ws, stage, key, nil)
 }
 
 // truthOf maps the world's user IDs to their true personas.
@@ -347,8 +405,36 @@ func (r *runner) inputs() raft.Inputs {
 	return raft.Inputs{Dataset: r.d, Split: r.s, Profiles: r.ps, Interactions: r.ms, Personas: r.pers}
 }
 
-func (r *runner) raftOptions() raft.Options {
-	return raft.Options{Variant: raft.Variant(r.cfg.Adapters.Variant)}
+// inputsFor returns the inputs of a prompt family: the default variant's
+// carry the collaborative anchor.
+func (r *runner) inputsFor(ctx context.Context, f family) (raft.Inputs, error) {
+	in := r.inputs()
+	if f.Variant != string(raft.VariantDefault) || r.cfg.Adapters.Anchor == "none" {
+		return in, nil
+	}
+	if r.anchor == nil {
+		a := r.cfg.Adapters
+		if _, err := baseline.New(a.Anchor, r.cfg.Seed); err != nil {
+			return in, err
+		}
+		oof := baseline.NewOutOfFold(func() baseline.Predictor {
+			p, _ := baseline.New(a.Anchor, r.cfg.Seed) // name checked above
+			return p
+		}, a.AnchorFolds, r.cfg.Seed)
+		t0 := time.Now()
+		if err := oof.Fit(ctx, r.d, r.s.Train); err != nil {
+			return in, fmt.Errorf("anchor: %w", err)
+		}
+		r.log.Debug("anchor fitted", "baseline", a.Anchor, "took", time.Since(t0))
+		r.anchor = oof
+	}
+	in.Anchor = r.anchor
+	return in, nil
+}
+
+// optionsFor returns the prompt options of a family.
+func optionsFor(f family) raft.Options {
+	return raft.Options{Variant: raft.Variant(f.Variant), NoMemory: f.MsOnly}
 }
 
 // base writes the RAFT corpus, trains the tokenizer, initialises the
@@ -356,7 +442,8 @@ func (r *runner) raftOptions() raft.Options {
 // checkpoint after a kill.
 func (r *runner) base(ctx context.Context) (bool, error) {
 	b := r.cfg.Base
-	key, err := hashKey(r.keys[StagePersonas], b, r.cfg.Adapters.Variant, r.cfg.Seed)
+	fams := families(r.cfg.Agents, false)
+	key, err := hashKey(r.keys[StagePersonas], b, fams, r.anchorKey(), r.cfg.Seed)
 	if err != nil {
 		return false, err
 	}
@@ -371,14 +458,27 @@ func (r *runner) base(ctx context.Context) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(corpus), 0o755); err != nil {
 		return false, err
 	}
-	cst, err := raft.WriteCorpusFile(ctx, corpus, r.inputs(), raft.CorpusOptions{
-		Options: r.raftOptions(), Seed: uint64(r.cfg.Seed), PromptsPerUser: b.PromptsPerUser})
-	if err != nil {
-		return false, fmt.Errorf("corpus: %w", err)
+	// One corpus over every prompt family of the experiment: the profile
+	// documents once, and each family's rating prompts (PromptsPerUser
+	// shared among the families).
+	var text strings.Builder
+	for n, f := range fams {
+		in, err := r.inputsFor(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		per := max(1, (b.PromptsPerUser+len(fams)-1)/len(fams))
+		if b.PromptsPerUser <= 0 {
+			per = 0
+		}
+		cst, err := raft.WriteCorpus(ctx, &text, in, raft.CorpusOptions{
+			Options: optionsFor(f), Seed: uint64(r.cfg.Seed) + uint64(n), PromptsPerUser: per, PromptsOnly: n > 0})
+		if err != nil {
+			return false, fmt.Errorf("corpus of the %s prompts: %w", f.name(), err)
+		}
+		fmt.Fprintf(r.out, "      corpus, %s prompts: %d profile and %d prompt documents, %d bytes\n", f.name(), cst.ProfileDocs, cst.PromptDocs, cst.Bytes)
 	}
-	fmt.Fprintf(r.out, "      corpus %s: %+v\n", corpus, cst)
-	text, err := os.ReadFile(corpus)
-	if err != nil {
+	if err := writeFileAtomic(corpus, []byte(text.String())); err != nil {
 		return false, err
 	}
 	initDir := filepath.Join(r.ws, InitDir)
@@ -386,7 +486,7 @@ func (r *runner) base(ctx context.Context) (bool, error) {
 	if b.Vocab > 0 {
 		tokOpt.VocabSize = b.Vocab
 	}
-	ires, err := slm.InitCompact(ctx, strings.NewReader(string(text)), initDir, slm.InitOptions{
+	ires, err := slm.InitCompact(ctx, strings.NewReader(text.String()), initDir, slm.InitOptions{
 		Model: slm.CompactOptions{Preset: b.Preset, Hidden: b.Hidden, Layers: b.Layers, Heads: b.Heads,
 			KVHeads: b.KVHeads, Context: b.Context},
 		Tokenizer: tokOpt, Seed: uint64(r.cfg.Seed), Overwrite: true, CharsPerTokenSample: 1 << 20,
@@ -399,7 +499,7 @@ func (r *runner) base(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	docs := slm.SplitDocuments(string(text))
+	docs := slm.SplitDocuments(text.String())
 	work := filepath.Join(r.ws, "models", "pretrain")
 	pres, err := slm.Pretrain(ctx, m, tok, docs, slm.PretrainOptions{
 		SeqLen: b.SeqLen, Steps: b.Steps, Batch: b.Batch, MicroBatch: b.MicroBatch, LR: b.LR,
@@ -417,12 +517,23 @@ func (r *runner) base(ctx context.Context) (bool, error) {
 		"last_loss": pres.LastLoss, "tokens_per_sec": pres.TokensPerSec, "params": ires.Params})
 }
 
-// adapters trains the shared adapter (when enabled) and one adapter per
-// persona, each saved in PEFT format under adapters/NAME. Each adapter has
-// its own manifest, so a killed run keeps the finished ones.
+// anchorKey is what the anchor depends on, for the stage keys.
+func (r *runner) anchorKey() any {
+	a := r.cfg.Adapters
+	return struct {
+		Anchor string
+		Folds  int
+	}{a.Anchor, a.AnchorFolds}
+}
+
+// adapters trains, for every prompt family an agent trains adapters for,
+// the shared adapter (when the family needs it) and one adapter per persona
+// (started from the shared one with Adapters.Shared), each saved in PEFT
+// format under adapters/FAMILY/NAME. Each adapter has its own manifest, so
+// a killed run keeps the finished ones.
 func (r *runner) adapters(ctx context.Context) (bool, error) {
 	a := r.cfg.Adapters
-	key, err := hashKey(r.keys[StageBase], a)
+	key, err := hashKey(r.keys[StageBase], a, families(r.cfg.Agents, true), r.cfg.Agents)
 	if err != nil {
 		return false, err
 	}
@@ -437,37 +548,60 @@ func (r *runner) adapters(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	for _, f := range families(r.cfg.Agents, true) {
+		if err := r.familyAdapters(ctx, key, m, tok, f); err != nil {
+			return false, err
+		}
+	}
+	return false, markDone(r.ws, StageAdapters, key, nil)
+}
+
+// adapterInfo is what an adapter's manifest records.
+type adapterInfo struct {
+	Examples int     `json:"examples"`
+	Steps    int     `json:"steps"`
+	Loss     float64 `json:"loss"`
+	Seconds  float64 `json:"seconds"`
+	Params   int64   `json:"params"`
+}
+
+func (r *runner) familyAdapters(ctx context.Context, key string, m *slm.Model, tok *tokenizer.Tokenizer, f family) error {
+	a := r.cfg.Adapters
 	// Training examples: the split's (evaluated) users' training ratings.
 	users := make([]string, len(r.s.Users))
 	for i, u := range r.s.Users {
 		users[i] = r.d.Users[u].ID
 	}
-	opt := r.raftOptions()
+	in, err := r.inputsFor(ctx, f)
+	if err != nil {
+		return err
+	}
+	opt := optionsFor(f)
 	opt.Users = users
-	exs, err := raft.Build(ctx, r.inputs(), opt)
+	exs, err := raft.Build(ctx, in, opt)
 	if err != nil {
-		return false, fmt.Errorf("RAFT examples: %w", err)
+		return fmt.Errorf("RAFT examples (%s): %w", f.name(), err)
 	}
-	seqs, persOf, err := encodeExamples(tok, m.Config.MaxContext, exs)
+	seqs, userOf, err := encodeExamples(tok, m.Config.MaxContext, exs)
 	if err != nil {
-		return false, err
+		return err
 	}
-	fmt.Fprintf(r.out, "      %d RAFT examples of %d users\n", len(seqs), len(users))
+	fmt.Fprintf(r.out, "      %s prompts: %d RAFT examples of %d users\n", f.name(), len(seqs), len(users))
 	base := m.Config.LoRABase()
 	lcfg := lora.NewConfig("usersim-compact", a.Rank, a.Alpha, lora.AllLinear)
-	var start *lora.Adapter
 	trainOne := func(name string, init *lora.Adapter, data []slm.TrainSeq, steps int) (*lora.Adapter, error) {
-		akey, err := hashKey(key, name)
+		akey, err := hashKey(key, f, name)
 		if err != nil {
 			return nil, err
 		}
-		dir := filepath.Join(r.ws, AdaptersDir, name)
-		stage := "adapter-" + name
+		rel := AdapterDir(f.name(), name)
+		dir := filepath.Join(r.ws, filepath.FromSlash(rel))
+		stage := "adapter-" + f.name() + "-" + strings.ReplaceAll(name, "/", "-")
 		if ok, err := stageDone(r.ws, stage, akey); err != nil {
 			return nil, err
 		} else if ok {
 			if ad, err := lora.Load(dir, base); err == nil {
-				fmt.Fprintf(r.out, "      adapter %s: up to date\n", name)
+				fmt.Fprintf(r.out, "      adapter %s: up to date\n", rel)
 				return ad, nil
 			}
 		}
@@ -481,19 +615,19 @@ func (r *runner) adapters(ctx context.Context) (bool, error) {
 			return nil, err
 		}
 		if len(data) == 0 {
-			return nil, fmt.Errorf("adapter %s: no training examples", name)
+			return nil, fmt.Errorf("adapter %s: no training examples", rel)
 		}
 		tc := train.DefaultConfig(steps, min(a.Batch, len(data)), a.LR)
 		tc.MicroBatch = min(a.MicroBatch, tc.BatchSize)
 		tc.WeightDecay = 0
 		tc.Seed = uint64(r.cfg.Seed)
-		work := filepath.Join(r.ws, "models", "adapters", name)
+		work := filepath.Join(r.ws, "models", "adapters", f.name(), name)
 		tc.CheckpointDir, tc.CheckpointEvery, tc.Resume, tc.OutDir = filepath.Join(work, "checkpoints"), 25, true, work
 		tc.Progress, tc.Logger = r.out, r.log
 		t0 := time.Now()
 		res, err := train.Train(ctx, &slm.LoRAObjective{Model: m, Adapter: ad, Examples: data}, tc)
 		if err != nil {
-			return nil, fmt.Errorf("train adapter %s: %w", name, err)
+			return nil, fmt.Errorf("train adapter %s: %w", rel, err)
 		}
 		if res.Stopped == "cancelled" {
 			return nil, ctx.Err()
@@ -502,43 +636,54 @@ func (r *runner) adapters(ctx context.Context) (bool, error) {
 		if n := len(res.Train); n > 0 {
 			last = res.Train[n-1].Loss
 		}
-		fmt.Fprintf(r.out, "      adapter %s: %d examples, %d steps, loss %.3f (%s)\n", name, len(data), res.Steps, last, time.Since(t0).Round(time.Millisecond))
+		took := time.Since(t0)
+		fmt.Fprintf(r.out, "      adapter %s: %d examples, %d steps, loss %.3f (%s)\n", rel, len(data), res.Steps, last, took.Round(time.Millisecond))
 		if err := ad.Save(dir); err != nil {
 			return nil, err
 		}
-		return ad, markDone(r.ws, stage, akey, map[string]any{"examples": len(data), "steps": res.Steps, "loss": last})
+		return ad, markDone(r.ws, stage, akey, adapterInfo{Examples: len(data), Steps: res.Steps, Loss: last,
+			Seconds: took.Seconds(), Params: int64(ad.NumParams())})
 	}
-	if a.Shared {
+	var start *lora.Adapter
+	if needsShared(r.cfg.Agents, f, a.Shared) {
 		if start, err = trainOne(SharedAdapter, nil, seqs, a.SharedSteps); err != nil {
-			return false, err
+			return err
 		}
 	}
-	for p := range r.k {
-		var data []slm.TrainSeq
-		for i, s := range seqs {
-			if persOf[i] == p {
-				data = append(data, s)
+	if !a.Shared {
+		start = nil
+	}
+	for _, k := range personaKs(r.cfg.Agents, f, r.k) {
+		pers := r.persByK[k]
+		for p := range k {
+			var data []slm.TrainSeq
+			for i, s := range seqs {
+				if q, ok := pers[userOf[i]]; ok && q == p {
+					data = append(data, s)
+				}
+			}
+			name := personaAdapterName(k, r.k, p)
+			if len(data) == 0 {
+				r.log.Warn("persona has no evaluated users; its adapter is not trained", "k", k, "persona", p)
+				fmt.Fprintf(r.out, "      %s: no training examples among the split's users; no adapter\n", name)
+				continue
+			}
+			if _, err := trainOne(name, start, data, a.Steps); err != nil {
+				return err
 			}
 		}
-		if len(data) == 0 {
-			r.log.Warn("persona has no evaluated users; its adapter is not trained", "persona", p)
-			fmt.Fprintf(r.out, "      persona %d: no training examples among the split's users; no adapter\n", p)
-			continue
-		}
-		if _, err := trainOne(PersonaAdapter(p), start, data, a.Steps); err != nil {
-			return false, err
-		}
 	}
-	return false, markDone(r.ws, StageAdapters, key, nil)
+	return nil
 }
 
 // encodeExamples tokenises RAFT examples as the local agent does: the
 // prompt (BOS when the tokenizer wants one), then " "+answer as a
-// continuation; the loss is on the answer tokens only.
-func encodeExamples(tok *tokenizer.Tokenizer, maxLen int, exs []raft.Example) ([]slm.TrainSeq, []int, error) {
+// continuation; the loss is on the answer tokens only. It returns each
+// sequence's user ID beside it.
+func encodeExamples(tok *tokenizer.Tokenizer, maxLen int, exs []raft.Example) ([]slm.TrainSeq, []string, error) {
 	bos := tok.BOS()
 	seqs := make([]slm.TrainSeq, 0, len(exs))
-	pers := make([]int, 0, len(exs))
+	users := make([]string, 0, len(exs))
 	long := 0
 	for _, e := range exs {
 		add := tok.AddBOSDefault() && bos >= 0 && !strings.HasPrefix(e.Prompt, tok.TokenText(bos))
@@ -560,7 +705,7 @@ func encodeExamples(tok *tokenizer.Tokenizer, maxLen int, exs []raft.Example) ([
 			mask[i] = true
 		}
 		seqs = append(seqs, slm.TrainSeq{Tokens: seq, Mask: mask})
-		pers = append(pers, e.Persona)
+		users = append(users, e.User)
 	}
 	if long > 0 {
 		slog.Warn("RAFT examples longer than the model's context left out", "count", long, "context", maxLen)
@@ -568,136 +713,7 @@ func encodeExamples(tok *tokenizer.Tokenizer, maxLen int, exs []raft.Example) ([
 	if len(seqs) == 0 {
 		return nil, nil, errors.New("no RAFT example fits the model's context")
 	}
-	return seqs, pers, nil
-}
-
-// eval scores the persona agents and the baselines on the same test rows
-// and writes results/.
-func (r *runner) eval(ctx context.Context) (bool, error) {
-	e := r.cfg.Eval
-	key, err := hashKey(r.keys[StageAdapters], e)
-	if err != nil {
-		return false, err
-	}
-	r.keys[StageEval] = key
-	resDir := filepath.Join(r.ws, ResultsDir)
-	if ok, err := stageDone(r.ws, StageEval, key); err != nil {
-		return false, err
-	} else if ok {
-		f, err := os.Open(filepath.Join(resDir, "results.json"))
-		if err == nil {
-			res, rerr := eval.ReadResults(f)
-			f.Close()
-			if rerr == nil {
-				r.rep.Results = res
-				return true, nil
-			}
-		}
-	}
-	if err := clearStage(r.ws, StageEval); err != nil {
-		return false, err
-	}
-	m, tok, err := slm.Load(filepath.Join(r.ws, BaseDir))
-	if err != nil {
-		return false, err
-	}
-	set, err := lora.NewSet(m.Config.LoRABase())
-	if err != nil {
-		return false, err
-	}
-	have := map[int]bool{}
-	for p := range r.k {
-		dir := filepath.Join(r.ws, AdaptersDir, PersonaAdapter(p))
-		if _, err := os.Stat(dir); err != nil {
-			continue // persona without evaluated users
-		}
-		if _, err := set.LoadDir(PersonaAdapter(p), dir); err != nil {
-			return false, err
-		}
-		have[p] = true
-	}
-	if r.cfg.Adapters.Shared {
-		if _, err := set.LoadDir(SharedAdapter, filepath.Join(r.ws, AdaptersDir, SharedAdapter)); err != nil {
-			return false, err
-		}
-	}
-	local, err := agent.NewLocal(m, tok, set)
-	if err != nil {
-		return false, err
-	}
-	shared := r.cfg.Adapters.Shared
-	pool, err := agent.NewPool(r.inputs(), r.raftOptions(), local, agent.Config{
-		Adapter: func(user string, p int) string {
-			if have[p] {
-				return PersonaAdapter(p)
-			}
-			if shared {
-				return SharedAdapter
-			}
-			return ""
-		}})
-	if err != nil {
-		return false, err
-	}
-	s := r.s
-	if e.MaxTestUsers > 0 && e.MaxTestUsers < len(s.Users) {
-		s = restrictSplit(r.d, s, s.Users[:e.MaxTestUsers])
-	}
-	var ps []eval.Predictor
-	for _, name := range e.Baselines {
-		p, err := baseline.New(name, r.cfg.Seed)
-		if err != nil {
-			return false, err
-		}
-		ps = append(ps, p)
-	}
-	if r.world != nil {
-		ps = append(ps, baseline.NewOracle(r.world.Expected))
-	}
-	label := "agent-" + r.cfg.Adapters.Variant
-	ag := &agent.Predictor{Pool: pool, Mode: agent.Expected, Label: fmt.Sprintf("%s-K%d", label, r.k)}
-	agents := []*agent.Predictor{ag}
-	// Ablations on the same rows: one adapter for all users, no adapter.
-	extra := map[string]string{}
-	if e.SharedAgent && shared {
-		extra[label+"-K1"] = SharedAdapter
-	}
-	if e.ZeroShot {
-		extra[label+"-zeroshot"] = ""
-	}
-	for _, name := range []string{label + "-K1", label + "-zeroshot"} {
-		ad, ok := extra[name]
-		if !ok {
-			continue
-		}
-		p, err := agent.NewPool(r.inputs(), r.raftOptions(), local, agent.Config{
-			Adapter: func(string, int) string { return ad }})
-		if err != nil {
-			return false, err
-		}
-		agents = append(agents, &agent.Predictor{Pool: p, Mode: agent.Expected, Label: name})
-	}
-	for _, a := range agents {
-		ps = append(ps, a)
-	}
-	eo := eval.Options{Seed: r.cfg.Seed, Bootstrap: e.Bootstrap, Progress: r.out}
-	if !slices.Contains(e.Baselines, "bias") {
-		eo.Reference = "none"
-	}
-	res, err := eval.Evaluate(ctx, r.d, s, ps, eo)
-	if err != nil {
-		return false, err
-	}
-	for _, a := range agents {
-		if err := a.Err(); err != nil {
-			return false, fmt.Errorf("%s predictions: %w", a.Name(), err)
-		}
-	}
-	if err := res.WriteFiles(resDir); err != nil {
-		return false, err
-	}
-	r.rep.Results = res
-	return false, markDone(r.ws, StageEval, key, nil)
+	return seqs, users, nil
 }
 
 // restrictSplit keeps the test rows of users only (the training rows stay).

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,8 +36,9 @@ func TestQuickEndToEnd(t *testing.T) {
 		ConfigFile, SplitFile, "memory/profiles.jsonl", "memory/interactions.jsonl",
 		"personas/assignments.json", "models/base/config.json", "models/base/model.safetensors",
 		"models/base/tokenizer.json",
-		"adapters/shared/adapter_config.json", "adapters/shared/adapter_model.safetensors",
-		"results/results.json", "results/report.md", "results/run.json",
+		"adapters/default/shared/adapter_config.json", "adapters/default/shared/adapter_model.safetensors",
+		"adapters/paper/shared/adapter_model.safetensors",
+		"results/results.json", "results/report.md", "results/run.json", "results/rmse.svg",
 	} {
 		if _, err := os.Stat(filepath.Join(cfg.Workspace, f)); err != nil {
 			t.Errorf("missing artefact: %v", err)
@@ -43,7 +46,7 @@ func TestQuickEndToEnd(t *testing.T) {
 	}
 	persona := 0
 	for p := range 8 {
-		if _, err := os.Stat(filepath.Join(cfg.Workspace, "adapters", PersonaAdapter(p), "adapter_model.safetensors")); err == nil {
+		if _, err := os.Stat(filepath.Join(cfg.Workspace, AdapterDir("default", PersonaAdapter(p)), "adapter_model.safetensors")); err == nil {
 			persona++
 		}
 	}
@@ -51,7 +54,7 @@ func TestQuickEndToEnd(t *testing.T) {
 		t.Error("no persona adapter written")
 	}
 	res := readResults(t, filepath.Join(cfg.Workspace, "results", "results.json"))
-	want := map[string]bool{"global": false, "bias": false, "agent-paper-K2": false, "agent-paper-K1": false, "agent-paper-zeroshot": false}
+	want := map[string]bool{"global": false, "bias": false, "agent-default-K2": false, "agent-paper-K2": false, "agent-paper-K1": false, "agent-paper-zeroshot": false}
 	for _, p := range res.Predictors {
 		for w := range want {
 			if p.Name == w || strings.HasPrefix(p.Name, w+"-") {
@@ -124,7 +127,12 @@ func TestConfigValidate(t *testing.T) {
 		{"users", func(c *Config) { c.Users = 0 }},
 		{"train_frac", func(c *Config) { c.TrainFrac = 1 }},
 		{"k", func(c *Config) { c.K = -1 }},
-		{"variant", func(c *Config) { c.Adapters.Variant = "x" }},
+		{"variant", func(c *Config) { c.Agents[0].Variant = "x" }},
+		{"adapter", func(c *Config) { c.Agents[0].Adapter = "user" }},
+		{"no agents", func(c *Config) { c.Agents = nil }},
+		{"two names", func(c *Config) { c.Agents = append(c.Agents, c.Agents[0]) }},
+		{"anchor", func(c *Config) { c.Adapters.Anchor = "oracle" }},
+		{"anchor folds", func(c *Config) { c.Adapters.AnchorFolds = 1 }},
 		{"rank", func(c *Config) { c.Adapters.Rank = 0 }},
 		{"baselines", func(c *Config) { c.Eval.Baselines = []string{"user"} }},
 	} {
@@ -169,23 +177,53 @@ func (c cancelOn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestResumeAfterKill interrupts the Quick pipeline in the adapters stage
-// and checks that the rerun skips the finished stages and completes.
+// TestResumeAfterKill interrupts the pipeline in each of its slow stages
+// (pretraining the base, training the adapters, evaluating) and checks that
+// each rerun skips what was finished, and that the interrupted-and-resumed
+// run ends with exactly the results of an uninterrupted one.
 func TestResumeAfterKill(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the quick pipeline twice")
+		t.Skip("runs the quick pipeline four times")
 	}
 	cfg := QuickConfig()
-	cfg.Workspace = t.TempDir()
-	cfg.Eval.SharedAgent, cfg.Eval.ZeroShot = false, false
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	_, err := Run(ctx, cfg, Options{Progress: cancelOn{"adapter shared:", cancel}, Logger: quiet})
-	if err == nil {
-		t.Fatal("cancelled run returned no error")
+	cfg.Agents = []AgentSpec{{Variant: "default", Adapter: AdapterPersona}}
+	cfg.Eval.ProbeRows, cfg.Eval.GenerateRows = 0, 0
+	ref := cfg
+	ref.Workspace = t.TempDir()
+	if _, err := Run(context.Background(), ref, Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.Workspace, "results", "results.json")); err == nil {
-		t.Fatal("cancelled run wrote results")
+	cfg.Workspace = t.TempDir()
+	for _, kill := range []struct {
+		marker  string   // cancel when the progress shows this
+		skipped []string // stages this run finds done
+	}{
+		{"parameters, vocab", nil}, // pretraining starts
+		{"adapter adapters/default/shared:", []string{StageSplit, StageMemory, StagePersonas}},
+		{"agent-default-K2: fitted", []string{StageSplit, StageMemory, StagePersonas, StageBase}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var log bytes.Buffer
+		rep, err := Run(ctx, cfg, Options{Progress: io.MultiWriter(&log, cancelOn{kill.marker, cancel}), Logger: quiet})
+		cancel()
+		if err == nil {
+			t.Fatalf("run cancelled at %q returned no error", kill.marker)
+		}
+		var skipped []string
+		for _, st := range rep.Stages {
+			if st.Skipped {
+				skipped = append(skipped, st.Stage)
+			}
+		}
+		if !slices.Equal(skipped, kill.skipped) {
+			t.Errorf("run killed at %q skipped %v, want %v", kill.marker, skipped, kill.skipped)
+		}
+		if kill.marker == "agent-default-K2: fitted" && !strings.Contains(log.String(), "adapter adapters/default/shared: up to date") {
+			t.Errorf("the finished shared adapter was trained again:\n%s", log.String())
+		}
+		if _, err := os.Stat(filepath.Join(cfg.Workspace, "results", "results.json")); err == nil {
+			t.Fatalf("run cancelled at %q wrote results", kill.marker)
+		}
 	}
 	var log bytes.Buffer
 	rep, err := Run(context.Background(), cfg, Options{Progress: &log, Logger: quiet})
@@ -193,12 +231,19 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatalf("resumed run: %v\n%s", err, log.String())
 	}
 	for _, st := range rep.Stages {
-		redo := st.Stage == StageAdapters || st.Stage == StageEval
+		redo := st.Stage == StageEval
 		if st.Skipped == redo {
-			t.Errorf("resumed run: stage %s skipped=%v", st.Stage, st.Skipped)
+			t.Errorf("final run: stage %s skipped=%v", st.Stage, st.Skipped)
 		}
 	}
-	if !strings.Contains(log.String(), "adapter shared: up to date") {
-		t.Errorf("resumed run retrained the finished shared adapter:\n%s", log.String())
+	got := readResults(t, filepath.Join(cfg.Workspace, "results", "results.json"))
+	want := readResults(t, filepath.Join(ref.Workspace, "results", "results.json"))
+	if len(got.Predictors) != len(want.Predictors) {
+		t.Fatalf("%d predictors, uninterrupted run %d", len(got.Predictors), len(want.Predictors))
+	}
+	for k, p := range got.Predictors {
+		if w := want.Predictors[k]; p.Name != w.Name || p.RMSE != w.RMSE || p.MAE != w.MAE {
+			t.Errorf("%s: RMSE %v MAE %v after kills, %s: %v %v uninterrupted", p.Name, p.RMSE, p.MAE, w.Name, w.RMSE, w.MAE)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type runFlags struct {
 	asJSON   bool
 	cfg      pipeline.Config // flag values (defaults from DefaultConfig)
 	noShared bool
+	agents   []string
 }
 
 func newRunCmd() *cobra.Command { return newRunCmdFlags(&runFlags{}) }
@@ -35,8 +36,12 @@ func newRunCmdFlags(f *runFlags) *cobra.Command {
 			"the paper protocol's split (split/), stats distillation (memory/), personas\n" +
 			"(personas/), the compact base model with its own tokenizer pretrained on the RAFT\n" +
 			"corpus (models/base/, Hugging Face format), one LoRA adapter per persona started from\n" +
-			"a shared adapter (adapters/NAME/, PEFT format), the agents' predictions on the test\n" +
-			"rows scored beside the classic baselines (results/results.json, results/report.md).\n\n" +
+			"a shared adapter for each prompt family (adapters/FAMILY/NAME/, PEFT format), and every\n" +
+			"agent configuration's predictions on the test rows scored beside the classic baselines,\n" +
+			"with diagnostics and charts (results/results.json, results/report.md, results/*.svg).\n\n" +
+			"The default agents: usersim's prompt (a collaborative anchor, the out-of-fold SVD\n" +
+			"estimate, and the key facts next to the answer) with persona adapters and with one\n" +
+			"shared adapter, and the paper's prompt with the same two.\n\n" +
 			"Every stage records a hash of its inputs and configuration in WORKSPACE/.stages; a\n" +
 			"rerun skips what is done, and a killed run resumes (training from its checkpoints).\n" +
 			"With no flags it runs the embedded offline default (synthetic world); --quick is a\n" +
@@ -69,11 +74,16 @@ func newRunCmdFlags(f *runFlags) *cobra.Command {
 	fs.IntVar(&c.Adapters.Steps, "steps", c.Adapters.Steps, "training steps per persona adapter")
 	fs.IntVar(&c.Adapters.SharedSteps, "shared-steps", c.Adapters.SharedSteps, "training steps of the shared adapter")
 	fs.BoolVar(&f.noShared, "no-shared", false, "train each persona adapter from scratch, without the shared adapter")
-	fs.StringVar(&c.Adapters.Variant, "variant", c.Adapters.Variant, "agent prompt: paper or default")
+	var agents []string
+	for _, a := range c.Agents {
+		agents = append(agents, a.String())
+	}
+	fs.StringSliceVar(&f.agents, "agents", agents, "agent configurations `VARIANT[-ms]:ADAPTER,...`; variant default or paper, -ms for the profile only (no memory), adapter persona, shared (K = 1) or none (zero-shot); the first is the main agent")
+	fs.StringVar(&c.Adapters.Anchor, "anchor", c.Adapters.Anchor, "baseline whose out-of-fold estimate the default prompt carries (none: no anchor)")
 	fs.StringSliceVar(&c.Eval.Baselines, "baselines", c.Eval.Baselines, "classic baselines scored beside the agents")
-	fs.BoolVar(&c.Eval.SharedAgent, "shared-agent", c.Eval.SharedAgent, "also score the shared adapter alone for every user (K = 1)")
-	fs.BoolVar(&c.Eval.ZeroShot, "zero-shot", c.Eval.ZeroShot, "also score the frozen base without adapters (zero-shot)")
 	fs.IntVar(&c.Eval.MaxTestUsers, "max-test-users", c.Eval.MaxTestUsers, "score the test rows of this many split users only (0: all)")
+	fs.IntVar(&c.Eval.ProbeRows, "probe-rows", c.Eval.ProbeRows, "test prompts edited by the counterfactual probes, per agent")
+	fs.IntVar(&c.Eval.GenerateRows, "generate-rows", c.Eval.GenerateRows, "test prompts answered by free generation for the URR, per agent")
 	return cmd
 }
 
@@ -102,15 +112,25 @@ func (f *runFlags) resolve(fs *pflag.FlagSet) (pipeline.Config, error) {
 		"steps":            func() { cfg.Adapters.Steps = f.cfg.Adapters.Steps },
 		"shared-steps":     func() { cfg.Adapters.SharedSteps = f.cfg.Adapters.SharedSteps },
 		"no-shared":        func() { cfg.Adapters.Shared = !f.noShared },
-		"variant":          func() { cfg.Adapters.Variant = f.cfg.Adapters.Variant },
+		"anchor":           func() { cfg.Adapters.Anchor = f.cfg.Adapters.Anchor },
 		"baselines":        func() { cfg.Eval.Baselines = f.cfg.Eval.Baselines },
 		"max-test-users":   func() { cfg.Eval.MaxTestUsers = f.cfg.Eval.MaxTestUsers },
-		"shared-agent":     func() { cfg.Eval.SharedAgent = f.cfg.Eval.SharedAgent },
-		"zero-shot":        func() { cfg.Eval.ZeroShot = f.cfg.Eval.ZeroShot },
+		"probe-rows":       func() { cfg.Eval.ProbeRows = f.cfg.Eval.ProbeRows },
+		"generate-rows":    func() { cfg.Eval.GenerateRows = f.cfg.Eval.GenerateRows },
 	}
 	for name, apply := range set {
 		if fs.Changed(name) {
 			apply()
+		}
+	}
+	if fs.Changed("agents") {
+		cfg.Agents = nil
+		for _, a := range f.agents {
+			sp, err := pipeline.ParseAgentSpec(a)
+			if err != nil {
+				return cfg, fmt.Errorf("--agents: %w", err)
+			}
+			cfg.Agents = append(cfg.Agents, sp)
 		}
 	}
 	return cfg, cfg.Validate()
