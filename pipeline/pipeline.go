@@ -96,8 +96,8 @@ type runner struct {
 	// persByK holds the persona assignments by number of personas: the
 	// experiment's K and the K sweep's others.
 	persByK map[int]map[string]int
-	keys  map[string]string
-	rep   *Report
+	keys    map[string]string
+	rep     *Report
 	// anchor is the default variant's out-of-fold collaborative estimate
 	// (fitted on first use).
 	anchor raft.Estimator
