@@ -661,3 +661,48 @@ func FuzzChartText(f *testing.F) {
 		}
 	})
 }
+
+// fitDescriber knows its training time only once fitted.
+type fitDescriber struct{ fitted bool }
+
+func (*fitDescriber) Name() string { return "late" }
+func (f *fitDescriber) Fit(context.Context, *dataset.Dataset, []int32) error {
+	f.fitted = true
+	return nil
+}
+func (*fitDescriber) Predict(u, i int32) float64 { return 3 }
+func (f *fitDescriber) Describe() eval.PredictorInfo {
+	if !f.fitted {
+		return eval.PredictorInfo{}
+	}
+	return eval.PredictorInfo{Kind: eval.KindAgent, TrainSeconds: 2}
+}
+
+func TestDescribeAfterFit(t *testing.T) {
+	d := smallWorld(7, false)
+	res, err := eval.Evaluate(context.Background(), d, perUserSplit(d, false), []eval.Predictor{&fitDescriber{}}, eval.Options{Bootstrap: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Predictors[0].Info; got.Kind != eval.KindAgent || got.TrainSeconds != 2 {
+		t.Errorf("info %+v: Describe not called after Fit", got)
+	}
+	if res.Predictors[0].PerGroup != nil {
+		t.Error("per-group metrics without groups")
+	}
+}
+
+func TestHistogramChartContinuousScale(t *testing.T) {
+	sc := dataset.Scale{Min: 0, Max: 1}
+	res := &eval.Results{Scale: sc, Predictors: []eval.PredictorResult{
+		{Name: "a", Histogram: eval.CompareHistograms(sc, []float64{0.05, 0.5, 0.95, 0.97}, []float64{0.1, 0.2, 0.3, 0.99})},
+	}}
+	var b bytes.Buffer
+	if err := res.WriteHistogramChart(&b); err != nil {
+		t.Fatal(err)
+	}
+	root := parseSVG(t, "hist.svg", b.String())
+	if n, m := len(root.find("truth")), len(root.find("pred")); n != 10 || m != 10 {
+		t.Errorf("%d truth and %d predicted bars, want 10 bins each", n, m)
+	}
+}
