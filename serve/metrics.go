@@ -167,7 +167,7 @@ func (m *metrics) write(w io.Writer) {
 	gauge("usersim_serve_running", "Sequences in the running batch.", m.running.Load())
 	gauge("usersim_serve_queued", "Requests waiting for a batch slot.", m.queued.Load())
 	mem := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"},
-		{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/sched/goroutines:goroutines"}}
+		{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/sched/goroutines:goroutines"}, {Name: "/gc/heap/live:bytes"}}
 	rtmetrics.Read(mem)
 	ok := true
 	for _, m := range mem {
@@ -180,6 +180,9 @@ func (m *metrics) write(w io.Writer) {
 		// The names and meanings of the Prometheus Go client's collector.
 		gauge("go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans (Go runtime).", int64(objects+unused))
 		gauge("go_goroutines", "Goroutines that currently exist.", int64(mem[3].Value.Uint64()))
+		// What the heap keeps after a collection: the steadiest sign of
+		// whether memory stays bounded.
+		gauge("usersim_serve_heap_live_bytes", "Heap bytes of live objects as of the last garbage collection (Go runtime).", int64(mem[4].Value.Uint64()))
 	}
 	// Linux only: the kernel's view of the whole process, cgo and mapped
 	// model files included.

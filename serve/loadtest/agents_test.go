@@ -129,7 +129,7 @@ func TestRunAgents(t *testing.T) {
 		t.Errorf("latencies: rate %v/%v, choose %v", r.Rate.P50, r.Rate.P99, r.Choose.P50)
 	}
 	m := r.Memory
-	if len(m.Samples) < 2 || m.Errors != 0 || m.Max.HeapInuse <= 0 || m.Max.Goroutines <= 0 {
+	if len(m.Samples) < 2 || m.Errors != 0 || m.Max.HeapInuse <= 0 || m.Max.HeapLive <= 0 || m.Max.Goroutines <= 0 {
 		t.Fatalf("memory: %+v", m)
 	}
 	if runtime.GOOS == "linux" && (m.Max.RSS <= 0 || m.Max.PeakRSS < m.Max.RSS || m.First.RSS <= 0 || m.Last.RSS <= 0) {
@@ -276,11 +276,11 @@ func TestProbe(t *testing.T) {
 
 func TestSummarizeMemory(t *testing.T) {
 	s := func(at time.Duration, rss int64) MemSample {
-		return MemSample{At: at, RSS: rss, HeapInuse: rss / 2, Goroutines: 1}
+		return MemSample{At: at, RSS: rss, HeapInuse: rss / 2, HeapLive: rss / 4, Goroutines: 1}
 	}
 	samples := []MemSample{s(0, 10), s(1, 50), s(2, 20), s(5, 30), s(8, 40), s(9, 35), s(10, 25)}
 	m := summarizeMemory(samples, 1, 10, 2)
-	if m.Before.RSS != 10 || m.First.RSS != 50 || m.Last.RSS != 40 || m.Max.RSS != 50 || m.Last.HeapInuse != 20 || m.Errors != 1 {
+	if m.Before.RSS != 10 || m.First.RSS != 50 || m.Last.RSS != 40 || m.Max.RSS != 50 || m.Last.HeapInuse != 20 || m.Last.HeapLive != 10 || m.Errors != 1 {
 		t.Fatalf("%+v", m)
 	}
 	if got := summarizeMemory(nil, 0, 10, 2); got.String() != "" || got.Max.RSS != 0 {

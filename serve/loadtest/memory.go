@@ -17,6 +17,7 @@ const (
 	metricRSS        = "process_resident_memory_bytes"
 	metricPeakRSS    = "usersim_serve_resident_memory_peak_bytes"
 	metricHeapInuse  = "go_memstats_heap_inuse_bytes"
+	metricHeapLive   = "usersim_serve_heap_live_bytes"
 	metricGoroutines = "go_goroutines"
 )
 
@@ -27,6 +28,7 @@ type MemSample struct {
 	RSS        int64         `json:"rss_bytes"`
 	PeakRSS    int64         `json:"peak_rss_bytes"`
 	HeapInuse  int64         `json:"heap_inuse_bytes"`
+	HeapLive   int64         `json:"heap_live_bytes"` // after the last GC
 	Goroutines int64         `json:"goroutines"`
 }
 
@@ -55,11 +57,15 @@ func (m MemoryStats) String() string {
 	mib := func(v int64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "server memory (%d samples, /metrics):\n", len(m.Samples))
-	fmt.Fprintf(&b, "  before load     rss %s  heap in use %s  goroutines %d\n", mib(m.Before.RSS), mib(m.Before.HeapInuse), m.Before.Goroutines)
-	w := m.Window.Round(time.Second)
-	fmt.Fprintf(&b, "  first %-9v max rss %s  heap in use %s  goroutines %d\n", w, mib(m.First.RSS), mib(m.First.HeapInuse), m.First.Goroutines)
-	fmt.Fprintf(&b, "  last %-10v max rss %s  heap in use %s  goroutines %d\n", w, mib(m.Last.RSS), mib(m.Last.HeapInuse), m.Last.Goroutines)
-	fmt.Fprintf(&b, "  whole run       max rss %s  heap in use %s  goroutines %d; peak rss since start %s\n", mib(m.Max.RSS), mib(m.Max.HeapInuse), m.Max.Goroutines, mib(m.Max.PeakRSS))
+	line := func(label string, s MemSample) {
+		fmt.Fprintf(&b, "  %-15s rss %s  heap in use %s  live heap %s  goroutines %d\n", label, mib(s.RSS), mib(s.HeapInuse), mib(s.HeapLive), s.Goroutines)
+	}
+	w := m.Window.Round(100 * time.Millisecond)
+	line("before load", m.Before)
+	line(fmt.Sprintf("first %v max", w), m.First)
+	line(fmt.Sprintf("last %v max", w), m.Last)
+	line("whole run max", m.Max)
+	fmt.Fprintf(&b, "  peak rss since the server started %s\n", mib(m.Max.PeakRSS))
 	if m.Errors > 0 {
 		fmt.Fprintf(&b, "  %d samples could not be read\n", m.Errors)
 	}
@@ -136,7 +142,7 @@ func sampleMemory(ctx context.Context, c *http.Client, base, apiKey string, ever
 			return
 		}
 		m.samples = append(m.samples, MemSample{At: at, RSS: int64(v[metricRSS]), PeakRSS: int64(v[metricPeakRSS]),
-			HeapInuse: int64(v[metricHeapInuse]), Goroutines: int64(v[metricGoroutines])})
+			HeapInuse: int64(v[metricHeapInuse]), HeapLive: int64(v[metricHeapLive]), Goroutines: int64(v[metricGoroutines])})
 	}
 	take()
 	go func() {
@@ -162,7 +168,7 @@ func (m *memSampler) finish(ctx context.Context, c *http.Client, base, apiKey st
 	<-m.done
 	if v, err := ReadMetrics(ctx, c, strings.TrimSuffix(base, "/")+"/metrics", apiKey); err == nil {
 		m.samples = append(m.samples, MemSample{At: elapsed, RSS: int64(v[metricRSS]), PeakRSS: int64(v[metricPeakRSS]),
-			HeapInuse: int64(v[metricHeapInuse]), Goroutines: int64(v[metricGoroutines])})
+			HeapInuse: int64(v[metricHeapInuse]), HeapLive: int64(v[metricHeapLive]), Goroutines: int64(v[metricGoroutines])})
 	} else {
 		m.errors++
 	}
@@ -179,6 +185,7 @@ func summarizeMemory(samples []MemSample, errors int, elapsed, window time.Durat
 		dst.RSS = max(dst.RSS, s.RSS)
 		dst.PeakRSS = max(dst.PeakRSS, s.PeakRSS)
 		dst.HeapInuse = max(dst.HeapInuse, s.HeapInuse)
+		dst.HeapLive = max(dst.HeapLive, s.HeapLive)
 		dst.Goroutines = max(dst.Goroutines, s.Goroutines)
 	}
 	for _, s := range samples {
