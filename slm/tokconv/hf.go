@@ -461,7 +461,7 @@ func FromHF(tokenizerJSON, tokenizerConfig []byte) (*Vocab, error) {
 			types[id] = typeUnused
 		}
 	}
-	merges, err := parseMerges(t.Model.Merges)
+	merges, err := tokenizer.ParseHFMerges(t.Model.Merges)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
 	}
@@ -526,38 +526,16 @@ func FromHF(tokenizerJSON, tokenizerConfig []byte) (*Vocab, error) {
 	return v, nil
 }
 
-func parseMerges(raw json.RawMessage) ([][2]string, error) {
-	var strs []string
-	if err := json.Unmarshal(raw, &strs); err == nil {
-		out := make([][2]string, len(strs))
-		for i, s := range strs {
-			a, b, ok := strings.Cut(s, " ")
-			if !ok {
-				return nil, fmt.Errorf("merge %d %q: want \"a b\"", i, s)
-			}
-			out[i] = [2]string{a, b}
-		}
-		return out, nil
-	}
-	var pairs [][2]string
-	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, fmt.Errorf("merges: want \"a b\" strings or [a, b] pairs: %w", err)
-	}
-	return pairs, nil
-}
-
 type node struct {
 	Type             string            `json:"type"`
 	Normalizers      []json.RawMessage `json:"normalizers"`
 	PreTokenizers    []json.RawMessage `json:"pretokenizers"`
-	Processors       []json.RawMessage `json:"processors"`
 	Prepend          string            `json:"prepend"`
 	Pattern          struct{ Regex, String *string }
 	UseRegex         *bool  `json:"use_regex"`
 	AddPrefixSpace   *bool  `json:"add_prefix_space"`
 	IndividualDigits bool   `json:"individual_digits"`
 	PrependScheme    string `json:"prepend_scheme"`
-	Single           []map[string]json.RawMessage
 }
 
 func parseNode(raw json.RawMessage) (*node, error) {
@@ -581,7 +559,7 @@ func flatten(raw json.RawMessage) ([]*node, error) {
 		return []*node{n}, nil
 	}
 	var out []*node
-	for _, c := range slices.Concat(n.Normalizers, n.PreTokenizers, n.Processors) {
+	for _, c := range slices.Concat(n.Normalizers, n.PreTokenizers) {
 		sub, err := flatten(c)
 		if err != nil {
 			return nil, err
@@ -687,39 +665,19 @@ func (v *Vocab) applyConfig(cfgJSON []byte, postProc json.RawMessage) error {
 	}
 	// BOS/EOS flags: tokenizer_config.json, else the post-processor.
 	if postProc != nil {
-		ps, err := flatten(postProc)
+		bos, eos, err := tokenizer.HFPostProcessorSpecials(postProc, func(p string) (int, bool) {
+			id, ok := lookup[p]
+			return id, ok
+		}, len(v.Tokens))
 		if err != nil {
-			return fmt.Errorf("tokenizer.json: post_processor: %w", err)
+			return fmt.Errorf("tokenizer.json: %w", err)
 		}
-		v.AddBOS, v.AddEOS = false, false
-		for _, n := range ps {
-			if n.Type != "TemplateProcessing" {
-				continue
-			}
-			seenA := false
-			for _, item := range n.Single {
-				if _, ok := item["Sequence"]; ok {
-					seenA = true
-					continue
-				}
-				var st struct{ ID string }
-				if json.Unmarshal(item["SpecialToken"], &st) != nil {
-					continue
-				}
-				id, ok := lookup[st.ID]
-				switch {
-				case ok && !seenA:
-					v.AddBOS = true
-					if v.BOS < 0 {
-						v.BOS = id
-					}
-				case ok:
-					v.AddEOS = true
-					if v.EOS < 0 {
-						v.EOS = id
-					}
-				}
-			}
+		v.AddBOS, v.AddEOS = bos >= 0, eos >= 0
+		if v.BOS < 0 {
+			v.BOS = bos
+		}
+		if v.EOS < 0 {
+			v.EOS = eos
 		}
 	}
 	if cfg.AddBOS != nil {

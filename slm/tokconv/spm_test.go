@@ -51,14 +51,7 @@ func TestLlama2SPMModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameEncoding(t, "written tokenizer.model", orig, fromWritten, strs)
-	gv, err := FromGGUFMeta(v.GGUFMeta())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromGGUF, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gv, fromGGUF := throughGGUF(t, v)
 	sameEncoding(t, "GGUF", orig, fromGGUF, strs)
 
 	dir := writeHFDir(t, gv)

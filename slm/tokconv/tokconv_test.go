@@ -61,6 +61,21 @@ func writeHF(t *testing.T, v *Vocab) string {
 	return dir
 }
 
+// throughGGUF returns v after a trip through GGUF metadata, and its
+// tokenizer.
+func throughGGUF(t *testing.T, v *Vocab) (*Vocab, *tokenizer.Tokenizer) {
+	t.Helper()
+	gv, err := FromGGUFMeta(v.GGUFMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gv, tok
+}
+
 // sameEncoding checks that two tokenizers give the same ids (with and
 // without BOS) and the same decoded text for every string.
 func sameEncoding(t *testing.T, what string, want, got *tokenizer.Tokenizer, strs []string) {
@@ -121,14 +136,7 @@ func TestStoriesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := FromGGUFMeta(back.GGUFMeta())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok2, err := tokenizer.FromGGUFVocab(v2.GGUFVocab)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tok2 := throughGGUF(t, back)
 	sameEncoding(t, "gguf → tokenizer.json → gguf", orig, tok2, strs)
 }
 
@@ -156,14 +164,7 @@ func TestQwen3RoundTrip(t *testing.T) {
 	if v.Model != "gpt2" || v.Pre != "qwen2" {
 		t.Fatalf("model %q pre %q", v.Model, v.Pre)
 	}
-	gv, err := FromGGUFMeta(v.GGUFMeta())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gv, tok := throughGGUF(t, v)
 	// llama.cpp does not apply tokenizer.json's NFC normalizer: compare the
 	// GGUF form on NFC text only.
 	var nfc []string
@@ -288,14 +289,7 @@ func TestMistralToGGUF(t *testing.T) {
 	if v.Model != "llama" || v.AddSpacePrefix == nil || !*v.AddSpacePrefix {
 		t.Fatalf("model %q space prefix %v", v.Model, v.AddSpacePrefix)
 	}
-	gv, err := FromGGUFMeta(v.GGUFMeta())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.FromGGUFVocab(gv.GGUFVocab)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gv, tok := throughGGUF(t, v)
 	sameEncodingIDs(t, "tokenizer.json → gguf", orig, tok, strs)
 	hf, err := tokenizer.FromHFDir(writeHF(t, gv))
 	if err != nil {

@@ -155,7 +155,7 @@ func fromHFJSON(data []byte) (*Tokenizer, error) {
 	if len(vocab) == 0 {
 		return nil, errors.New("model.vocab is empty")
 	}
-	merges, err := parseMerges(m.Merges)
+	merges, err := ParseHFMerges(m.Merges)
 	if err != nil {
 		return nil, err
 	}
@@ -346,8 +346,9 @@ func (t *Tokenizer) firstSpecial(names ...string) int {
 	return -1
 }
 
-// parseMerges reads merges as "a b" strings or [a, b] pairs.
-func parseMerges(raw json.RawMessage) ([][2]string, error) {
+// ParseHFMerges reads the model.merges of a tokenizer.json: "a b" strings
+// or [a, b] pairs, in rank order; null gives none.
+func ParseHFMerges(raw json.RawMessage) ([][2]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
@@ -652,15 +653,43 @@ func parseBehavior(s string) (splitBehavior, error) {
 // applyPostProcessor reads BOS/EOS and whether they are added from the
 // post-processor.
 func (t *Tokenizer) applyPostProcessor(raw json.RawMessage) error {
+	bos, eos, err := HFPostProcessorSpecials(raw, t.ID, len(t.pieces))
+	if err != nil {
+		return err
+	}
+	if bos >= 0 {
+		t.bos, t.addBOS = bos, true
+	}
+	if eos >= 0 {
+		t.eos, t.addEOS = eos, true
+	}
+	return nil
+}
+
+// HFPostProcessorSpecials reads the post_processor of a tokenizer.json: the
+// id of the special token it adds before a single text (BOS) and after it
+// (EOS), -1 where it adds none. id looks a token up; ids must be below
+// vocabSize. TemplateProcessing (one token at most on each side),
+// RobertaProcessing, BertProcessing, ByteLevel and Sequences of them are
+// understood; a later member of a Sequence overrides an earlier one.
+func HFPostProcessorSpecials(raw json.RawMessage, id func(token string) (int, bool), vocabSize int) (bos, eos int, err error) {
+	bos, eos = -1, -1
 	n, err := parseNode(raw, "post_processor")
 	if err != nil || n == nil {
-		return err
+		return bos, eos, err
 	}
 	switch n.Type {
 	case "Sequence":
 		for _, c := range n.Processors {
-			if err := t.applyPostProcessor(c); err != nil {
-				return err
+			b, e, err := HFPostProcessorSpecials(c, id, vocabSize)
+			if err != nil {
+				return -1, -1, err
+			}
+			if b >= 0 {
+				bos = b
+			}
+			if e >= 0 {
+				eos = e
 			}
 		}
 	case "ByteLevel":
@@ -674,21 +703,21 @@ func (t *Tokenizer) applyPostProcessor(raw json.RawMessage) error {
 			}
 			st, ok := item["SpecialToken"]
 			if !ok {
-				return fmt.Errorf("post_processor: single[%d]: unknown item", i)
+				return -1, -1, fmt.Errorf("post_processor: single[%d]: unknown item", i)
 			}
 			var s struct {
 				ID string `json:"id"`
 			}
 			if err := json.Unmarshal(st, &s); err != nil {
-				return fmt.Errorf("post_processor: single[%d]: %w", i, err)
+				return -1, -1, fmt.Errorf("post_processor: single[%d]: %w", i, err)
 			}
 			ids := n.SpecialTokens[s.ID].IDs
 			if len(ids) == 0 {
-				id, ok := t.lookup[s.ID]
+				x, ok := id(s.ID)
 				if !ok {
-					return fmt.Errorf("post_processor: special token %q is unknown", s.ID)
+					return -1, -1, fmt.Errorf("post_processor: special token %q is unknown", s.ID)
 				}
-				ids = []int{id}
+				ids = []int{x}
 			}
 			if seenA {
 				after = append(after, ids...)
@@ -697,38 +726,38 @@ func (t *Tokenizer) applyPostProcessor(raw json.RawMessage) error {
 			}
 		}
 		if len(before) > 1 || len(after) > 1 {
-			return fmt.Errorf("post_processor: template with %d tokens before and %d after the text is not supported", len(before), len(after))
+			return -1, -1, fmt.Errorf("post_processor: template with %d tokens before and %d after the text is not supported", len(before), len(after))
 		}
-		for _, id := range append(before, after...) {
-			if id < 0 || id >= len(t.pieces) {
-				return fmt.Errorf("post_processor: special token id %d out of range", id)
+		for _, x := range append(before, after...) {
+			if x < 0 || x >= vocabSize {
+				return -1, -1, fmt.Errorf("post_processor: special token id %d out of range", x)
 			}
 		}
 		if len(before) == 1 {
-			t.bos, t.addBOS = before[0], true
+			bos = before[0]
 		}
 		if len(after) == 1 {
-			t.eos, t.addEOS = after[0], true
+			eos = after[0]
 		}
 	case "RobertaProcessing", "BertProcessing":
-		cls, err1 := tokenRef(t, n.Cls)
-		sep, err2 := tokenRef(t, n.Sep)
+		cls, err1 := tokenRef(n.Cls, vocabSize)
+		sep, err2 := tokenRef(n.Sep, vocabSize)
 		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("post_processor: %w", err)
+			return -1, -1, fmt.Errorf("post_processor: %w", err)
 		}
-		t.bos, t.eos, t.addBOS, t.addEOS = cls, sep, true, true
+		bos, eos = cls, sep
 	default:
-		return fmt.Errorf("post_processor: type %q is not supported", n.Type)
+		return -1, -1, fmt.Errorf("post_processor: type %q is not supported", n.Type)
 	}
-	return nil
+	return bos, eos, nil
 }
 
-func tokenRef(t *Tokenizer, ref []json.RawMessage) (int, error) {
+func tokenRef(ref []json.RawMessage, vocabSize int) (int, error) {
 	if len(ref) != 2 {
 		return -1, errors.New("want [token, id]")
 	}
 	var id int
-	if err := json.Unmarshal(ref[1], &id); err != nil || id < 0 || id >= len(t.pieces) {
+	if err := json.Unmarshal(ref[1], &id); err != nil || id < 0 || id >= vocabSize {
 		return -1, fmt.Errorf("bad token id %s", truncate(string(ref[1]), 20))
 	}
 	return id, nil
