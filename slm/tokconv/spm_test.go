@@ -205,3 +205,34 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// FuzzFromSPMModel: any bytes give a vocabulary or an error, and a
+// vocabulary read from them is written and read back unchanged.
+func FuzzFromSPMModel(f *testing.F) {
+	good, err := (&Vocab{GGUFVocab: tokenizer.GGUFVocab{Model: "llama", Tokens: []string{"<unk>", "<s>", "a", "<0x41>"},
+		Scores: []float32{0, 0, -1, 0}, Types: []int32{typeUnknown, typeControl, typeNormal, typeByte}, UNK: 0, BOS: 1, EOS: -1, PAD: -1}}).SPMModel()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := FromSPMModel(data)
+		if err != nil {
+			return
+		}
+		out, err := v.SPMModel()
+		if err != nil {
+			t.Fatalf("a vocabulary read from tokenizer.model cannot be written: %v", err)
+		}
+		back, err := FromSPMModel(out)
+		if err != nil {
+			t.Fatalf("written model does not read back: %v", err)
+		}
+		if !reflect.DeepEqual(back.Tokens, v.Tokens) || !reflect.DeepEqual(back.Types, v.Types) || len(back.Scores) != len(v.Scores) ||
+			back.UNK != v.UNK || back.BOS != v.BOS || back.EOS != v.EOS || back.PAD != v.PAD || back.RemoveExtraWhitespaces != v.RemoveExtraWhitespaces {
+			t.Fatalf("round trip changed the vocabulary")
+		}
+	})
+}
