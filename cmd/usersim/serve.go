@@ -54,11 +54,15 @@ streaming and logprobs; "model" is an adapter's name, or the base model's name
 for none), GET /v1/models, /healthz and /metrics (Prometheus).
 
 With --workspace DIR it also serves the workspace's user agents, each with
-its persona's adapter (adapters/persona-<k>/, served as "persona-<k>"):
-POST /v1/agents/{user}/rate ({"items": [...], "explain": false}: rating
-distributions), POST /v1/agents/{user}/choose ({"items": [...]}: the chosen
-item or "exit") and GET /v1/personas. MODEL defaults to DIR/models/base; the
-dataset to the one the workspace was distilled from.
+its persona's adapter (adapters/<family>/persona-<k>/, served as
+"persona-<k>"): POST /v1/agents/{user}/rate ({"items": [...], "explain":
+false}: rating distributions), POST /v1/agents/{user}/choose ({"items":
+[...]}: the chosen item or "exit"), GET /v1/personas, and the catalog GET
+/v1/agents (users and their personas) and GET /v1/items. MODEL defaults to
+DIR/models/base; the dataset to the one the workspace was distilled from;
+the prompt family (--prompt-variant, --no-memory) to that of the
+experiment's main persona agent in DIR/config.yaml (the default variant's
+collaborative anchor is fitted at start as ` + "`usersim run`" + ` fits it).
 
 Concurrent requests are batched together on the shared base, whatever their
 adapters. SIGINT or SIGTERM stops accepting connections and lets the running
@@ -93,8 +97,8 @@ requests finish (up to --drain).`,
 	fl.DurationVar(&f.drain, "drain", 30*time.Second, "on shutdown, how long running requests may take to finish")
 	fl.StringVar(&f.workspace, "workspace", "", "serve the user agents of the experiment in `DIR` (dataset, split, memories, personas, adapters)")
 	f.ws.src.addFlags(fl)
-	fl.StringVar(&f.ws.variant, "prompt-variant", "", "the agents' prompt variant, as the adapters were trained (paper or default; default: raft's)")
-	fl.BoolVar(&f.ws.noMemory, "no-memory", false, "Ms-only agent prompts (no retrieved memory), as the adapters were trained")
+	fl.StringVar(&f.ws.variant, "prompt-variant", "", "the agents' prompt variant, as the adapters were trained (paper or default; default: the workspace's main persona agent's, else paper)")
+	fl.BoolVar(&f.ws.noMemory, "no-memory", false, "Ms-only agent prompts (no retrieved memory), as the adapters were trained (the family's adapters are then read from adapters/<variant>-ms)")
 	fl.IntVar(&f.ws.topK, "top-k", 0, "memories retrieved per agent prompt (0: raft's default, 1)")
 	fl.IntVar(&f.maxRate, "max-rate-items", serve.DefaultMaxRateItems, "most items one rate request may carry")
 	cmd.AddCommand(newServeLoadCmd())

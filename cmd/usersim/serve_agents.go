@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/usersim/usersim/agent"
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
+	"github.com/usersim/usersim/eval/baseline"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/persona"
 	"github.com/usersim/usersim/pipeline"
@@ -36,6 +38,7 @@ type agentWorkspace struct {
 	adapters map[string]*lora.Adapter
 	users    int
 	backend  *serve.BatchBackend // close after the server
+	family   string              // the prompt family served ("paper")
 }
 
 // workspaceOptions say how the workspace's agents are built.
@@ -70,10 +73,11 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 	if !o.srcChanged && man.Dataset.Name != "" && (man.Dataset.Name == "synthetic" || dataset.Known(man.Dataset.Name)) {
 		src.Name = man.Dataset.Name
 	}
-	d, err := workspaceDataset(ctx, ws, src, o.srcChanged)
+	d, cfg, err := workspaceDataset(ctx, ws, src, o.srcChanged)
 	if err != nil {
 		return nil, fmt.Errorf("workspace %s: dataset: %w", ws, err)
 	}
+	fam := agentFamily(cfg, o)
 	if fp := split.FingerprintOf(d); fp != man.Dataset {
 		return nil, fmt.Errorf("workspace %s was distilled from dataset %s (%d ratings, sha256 %.12s), not the loaded %s (%d ratings, sha256 %.12s): give its --dataset and --data-dir",
 			ws, man.Dataset.Name, man.Dataset.Ratings, man.Dataset.SHA256, fp.Name, fp.Ratings, fp.SHA256)
@@ -106,9 +110,10 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 		return nil, err
 	}
 	adapters := map[string]*lora.Adapter{}
+	famDir := familyAdaptersDir(ws, fam)
 	for k := range as.K {
 		name := fmt.Sprintf(personaAdapter, k)
-		dir := filepath.Join(ws, adaptersDir, name)
+		dir := filepath.Join(famDir, name)
 		a, err := lora.Load(dir, m.Config.LoRABase())
 		if err != nil {
 			return nil, missing(ws, fmt.Sprintf("adapter of persona %d", k), dir, "train the persona adapters first (`usersim run`)", err)
@@ -119,7 +124,10 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 		adapters[name] = a
 	}
 	in := raft.Inputs{Dataset: d, Split: s, Profiles: ps, Interactions: ms, Personas: as.Personas}
-	ropt := raft.Options{Variant: raft.Variant(o.variant), NoMemory: o.noMemory, TopK: o.topK}
+	ropt := raft.Options{Variant: raft.Variant(fam.variant), NoMemory: fam.msOnly, TopK: o.topK}
+	if in.Anchor, err = agentAnchor(ctx, cfg, fam, d, s); err != nil {
+		return nil, fmt.Errorf("workspace %s: %w", ws, err)
+	}
 	local, err := agent.NewLocal(m, tok, set)
 	if err != nil {
 		return nil, err
@@ -142,23 +150,109 @@ func loadAgentWorkspace(ctx context.Context, ws string, m *slm.Model, tok *token
 		backend.Close()
 		return nil, err
 	}
-	return &agentWorkspace{svc: svc, adapters: adapters, users: len(ps), backend: backend}, nil
+	return &agentWorkspace{svc: svc, adapters: adapters, users: len(ps), backend: backend, family: fam.dir()}, nil
+}
+
+// promptFamily is the prompt the served agents are built with, as the
+// adapters were trained on it.
+type promptFamily struct {
+	variant string // raft's variant: paper or default
+	msOnly  bool   // no retrieved memory
+}
+
+// dir is the family's directory under adapters/ ("paper", "default-ms").
+func (f promptFamily) dir() string {
+	if f.msOnly {
+		return f.variant + "-ms"
+	}
+	return f.variant
+}
+
+// familyAdaptersDir is where ws keeps the adapters of family f: `usersim
+// run` keeps each family's apart (adapters/paper/persona-0); older
+// workspaces have one family (adapters/persona-0).
+func familyAdaptersDir(ws string, f promptFamily) string {
+	dir := filepath.Join(ws, adaptersDir, f.dir())
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return dir
+	}
+	return filepath.Join(ws, adaptersDir)
+}
+
+// agentFamily picks the prompt family: the flags' when given; else that of
+// the experiment's main persona agent (the first of config.yaml's agents
+// with persona adapters); else the paper's prompt.
+func agentFamily(cfg *pipeline.Config, o workspaceOptions) promptFamily {
+	if o.variant != "" || o.noMemory {
+		f := promptFamily{variant: o.variant, msOnly: o.noMemory}
+		if f.variant == "" {
+			f.variant = string(raft.VariantPaper)
+		}
+		return f
+	}
+	if cfg != nil {
+		for _, a := range cfg.Agents {
+			if a.Adapter == pipeline.AdapterPersona && a.K == 0 {
+				return promptFamily{variant: a.Variant, msOnly: a.MsOnly}
+			}
+		}
+	}
+	return promptFamily{variant: string(raft.VariantPaper)}
+}
+
+// agentAnchor fits the collaborative anchor of the default variant's
+// prompts as `usersim run` does: the configured baseline, out of fold over
+// the training rows (nil for the paper's prompt or anchor "none").
+func agentAnchor(ctx context.Context, cfg *pipeline.Config, f promptFamily, d *dataset.Dataset, s *split.Split) (raft.Estimator, error) {
+	if f.variant != string(raft.VariantDefault) {
+		return nil, nil
+	}
+	a := pipeline.DefaultConfig().Adapters
+	seed := pipeline.DefaultConfig().Seed
+	if cfg != nil {
+		a, seed = cfg.Adapters, cfg.Seed
+	}
+	if a.Anchor == "none" {
+		return nil, nil
+	}
+	if _, err := baseline.New(a.Anchor, seed); err != nil {
+		return nil, fmt.Errorf("anchor: %w", err)
+	}
+	oof := baseline.NewOutOfFold(func() baseline.Predictor {
+		p, _ := baseline.New(a.Anchor, seed) // the name is checked above
+		return p
+	}, a.AnchorFolds, seed)
+	if err := oof.Fit(ctx, d, s.Train); err != nil {
+		return nil, fmt.Errorf("anchor %s: %w", a.Anchor, err)
+	}
+	return oof, nil
 }
 
 // workspaceDataset loads the dataset of ws: the flags' when given; else the
 // one that `usersim run` recorded in the workspace's config.yaml (a
 // synthetic world of any size is regenerated from its settings); else src,
-// named after the memories' manifest.
-func workspaceDataset(ctx context.Context, ws string, src dataSource, fromFlags bool) (*dataset.Dataset, error) {
+// named after the memories' manifest. It returns the workspace's config
+// too (nil when it has none).
+func workspaceDataset(ctx context.Context, ws string, src dataSource, fromFlags bool) (*dataset.Dataset, *pipeline.Config, error) {
 	cfgPath := filepath.Join(ws, pipeline.ConfigFile)
-	if !fromFlags {
-		if _, err := os.Stat(cfgPath); err == nil {
-			cfg, err := pipeline.LoadConfig(cfgPath, pipeline.DefaultConfig())
-			if err != nil {
-				return nil, err
-			}
-			return pipeline.LoadDataset(ctx, cfg)
+	var cfg *pipeline.Config
+	if _, err := os.Stat(cfgPath); err == nil {
+		c, err := pipeline.LoadConfig(cfgPath, pipeline.DefaultConfig())
+		switch {
+		case err == nil:
+			cfg = &c
+		case !fromFlags:
+			return nil, nil, err
+		default:
+			// The flags name the dataset; the agents' prompt then
+			// comes from the flags and defaults.
+			slog.Warn("workspace config not read", "err", err)
 		}
 	}
-	return src.load(ctx)
+	if cfg != nil && !fromFlags {
+		d, err := pipeline.LoadDataset(ctx, *cfg)
+		return d, cfg, err
+	}
+	d, err := src.load(ctx)
+	return d, cfg, err
 }

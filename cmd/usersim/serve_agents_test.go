@@ -19,6 +19,7 @@ import (
 	"github.com/usersim/usersim/dataset/synth"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/persona"
+	"github.com/usersim/usersim/pipeline"
 	"github.com/usersim/usersim/slm"
 	"github.com/usersim/usersim/slm/lora"
 	"github.com/usersim/usersim/slm/tokenizer"
@@ -129,7 +130,8 @@ func agentWorkspaceFixture(t *testing.T) (worldDir, ws string, users, items []st
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Save(filepath.Join(ws, adaptersDir, fmt.Sprintf(personaAdapter, k))); err != nil {
+		// As `usersim run` lays them out: the paper family's.
+		if err := a.Save(filepath.Join(ws, adaptersDir, "paper", fmt.Sprintf(personaAdapter, k))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,7 +306,7 @@ func TestServeWorkspace(t *testing.T) {
 	for _, tc := range []struct {
 		remove, want string
 	}{
-		{filepath.Join(adaptersDir, "persona-1"), "persona-1"},
+		{filepath.Join(adaptersDir, "paper", "persona-1"), "persona-1"},
 		{filepath.Join(persona.Dir, "summary.json"), "summary.json"},
 		{filepath.Join(persona.Dir, "assignments.json"), "assignments.json"},
 		{splitFile, "split.bin"},
@@ -345,5 +347,43 @@ func TestServeWorkspaceOtherDataset(t *testing.T) {
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	if err := cmd.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "distilled from dataset") {
 		t.Errorf("another dataset: %v", err)
+	}
+}
+
+func TestAgentFamily(t *testing.T) {
+	cfg := pipeline.DefaultConfig()
+	cfg.Agents = []pipeline.AgentSpec{{Variant: "paper", Adapter: pipeline.AdapterNone}, {Variant: "paper", Adapter: pipeline.AdapterPersona, K: 8},
+		{Variant: "default", MsOnly: true, Adapter: pipeline.AdapterPersona}, {Variant: "paper", Adapter: pipeline.AdapterPersona}}
+	noPersona := pipeline.DefaultConfig()
+	noPersona.Agents = []pipeline.AgentSpec{{Variant: "default", Adapter: pipeline.AdapterShared}}
+	for _, c := range []struct {
+		name string
+		cfg  *pipeline.Config
+		o    workspaceOptions
+		want promptFamily
+	}{
+		{"no config", nil, workspaceOptions{}, promptFamily{"paper", false}},
+		{"the main persona agent", &cfg, workspaceOptions{}, promptFamily{"default", true}},
+		{"no persona agent", &noPersona, workspaceOptions{}, promptFamily{"paper", false}},
+		{"flags win", &cfg, workspaceOptions{variant: "paper"}, promptFamily{"paper", false}},
+		{"--no-memory alone", &cfg, workspaceOptions{noMemory: true}, promptFamily{"paper", true}},
+	} {
+		if got := agentFamily(c.cfg, c.o); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+	if d := (promptFamily{"default", true}).dir(); d != "default-ms" {
+		t.Errorf("dir %q", d)
+	}
+
+	ws := t.TempDir()
+	if got := familyAdaptersDir(ws, promptFamily{variant: "paper"}); got != filepath.Join(ws, adaptersDir) {
+		t.Errorf("an older workspace: %s", got)
+	}
+	if err := os.MkdirAll(filepath.Join(ws, adaptersDir, "paper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := familyAdaptersDir(ws, promptFamily{variant: "paper"}); got != filepath.Join(ws, adaptersDir, "paper") {
+		t.Errorf("a family's directory: %s", got)
 	}
 }
