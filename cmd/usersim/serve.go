@@ -184,7 +184,7 @@ func runServe(cmd *cobra.Command, path string, f serveFlags) error {
 	defer s.Close()
 	if ws != nil {
 		s.HandleAgents(ws.svc, serve.AgentOptions{MaxRateItems: f.maxRate})
-		fmt.Fprintf(cmd.ErrOrStderr(), "serving the agents of %d users of %s\n", ws.users, f.workspace)
+		fmt.Fprintf(cmd.ErrOrStderr(), "serving the agents of %d users of %s (prompt family %s)\n", ws.users, f.workspace, ws.family)
 	}
 
 	ln, err := net.Listen("tcp", f.addr)
