@@ -17,11 +17,12 @@ import (
 // runFlags are the flags of `usersim run`; each overrides one field of the
 // preset (the default, or --quick) when given.
 type runFlags struct {
-	quick    bool
-	asJSON   bool
-	cfg      pipeline.Config // flag values (defaults from DefaultConfig)
-	noShared bool
-	agents   []string
+	quick      bool
+	experiment string
+	asJSON     bool
+	cfg        pipeline.Config // flag values (defaults from DefaultConfig)
+	noShared   bool
+	agents     []string
 }
 
 func newRunCmd() *cobra.Command { return newRunCmdFlags(&runFlags{}) }
@@ -48,13 +49,15 @@ func newRunCmdFlags(f *runFlags) *cobra.Command {
 			"smoke run of a few seconds. The resolved configuration is written to config.yaml.",
 		Example: "  usersim run\n" +
 			"  usersim run --quick --workspace /tmp/ws\n" +
-			"  usersim run --dataset ml-100k --data-dir ../shared/data/ml-100k --workspace ws-ml100k",
+			"  usersim run --dataset ml-100k --data-dir ../shared/data/ml-100k --workspace ws-ml100k\n" +
+			"  usersim run --experiment experiments/ml-100k.yaml --data-dir ../shared/data/ml-100k",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, f) },
 	}
 	fs := cmd.Flags()
 	c := &f.cfg
 	fs.BoolVar(&f.quick, "quick", false, "smoke-run preset: a tiny world, model and few steps (flags still override it)")
+	fs.StringVar(&f.experiment, "experiment", "", "experiment `FILE`: YAML with the fields of a workspace's config.yaml (base, adapters, agents, eval, ...) over the preset; flags override it")
 	fs.BoolVar(&f.asJSON, "json", false, "print the stage report and results as JSON")
 	fs.StringVar(&c.Workspace, "workspace", c.Workspace, "experiment `DIR`")
 	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "dataset: synthetic, or a MovieLens name (ml-100k, ml-1m, ...)")
@@ -92,6 +95,12 @@ func (f *runFlags) resolve(fs *pflag.FlagSet) (pipeline.Config, error) {
 	cfg := pipeline.DefaultConfig()
 	if f.quick {
 		cfg = pipeline.QuickConfig()
+	}
+	if f.experiment != "" {
+		var err error
+		if cfg, err = pipeline.LoadConfig(f.experiment, cfg); err != nil {
+			return cfg, err
+		}
 	}
 	set := map[string]func(){
 		"workspace":        func() { cfg.Workspace = f.cfg.Workspace },
