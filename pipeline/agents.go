@@ -16,6 +16,10 @@ const (
 	AdapterShared = "shared"
 	// AdapterNone prompts the frozen base (zero-shot).
 	AdapterNone = "none"
+	// AdapterUser gives each of a sample of users an adapter of its own
+	// (started from the shared one), scored on those users' test rows
+	// beside the same family's other agents.
+	AdapterUser = "user"
 )
 
 // AgentSpec is one agent configuration of an experiment: a prompt family
@@ -36,6 +40,9 @@ type AgentSpec struct {
 	// clusters the same profile embeddings again into K personas, for the
 	// K sweep of the report.
 	K int `yaml:"k,omitempty" json:"k,omitempty"`
+	// Users is the number of sampled users a per-user agent trains
+	// adapters for (default 8).
+	Users int `yaml:"users,omitempty" json:"users,omitempty"`
 }
 
 // ParseAgentSpec reads the command line's form of an agent spec,
@@ -51,11 +58,15 @@ func ParseAgentSpec(s string) (AgentSpec, error) {
 		sp.Variant, sp.MsOnly = base, true
 	}
 	if len(parts) == 3 {
-		k, err := strconv.Atoi(parts[2])
-		if err != nil || k < 1 || sp.Adapter != AdapterPersona {
-			return AgentSpec{}, fmt.Errorf("agent %q: K %q: want a positive number after persona", s, parts[2])
+		n, err := strconv.Atoi(parts[2])
+		switch {
+		case err != nil || n < 1 || (sp.Adapter != AdapterPersona && sp.Adapter != AdapterUser):
+			return AgentSpec{}, fmt.Errorf("agent %q: %q: want a positive number after persona (K) or user (users)", s, parts[2])
+		case sp.Adapter == AdapterUser:
+			sp.Users = n
+		default:
+			sp.K = n
 		}
-		sp.K = k
 	}
 	return sp, sp.validate()
 }
@@ -66,7 +77,18 @@ func (a AgentSpec) String() string {
 	if a.K > 0 {
 		s += ":" + strconv.Itoa(a.K)
 	}
+	if a.Users > 0 {
+		s += ":" + strconv.Itoa(a.Users)
+	}
 	return s
+}
+
+// users returns the number of users a per-user agent trains adapters for.
+func (a AgentSpec) users() int {
+	if a.Users > 0 {
+		return a.Users
+	}
+	return 8
 }
 
 // personas returns the agent's number of personas, main being the
@@ -82,8 +104,11 @@ func (a AgentSpec) validate() error {
 	if a.Variant != "paper" && a.Variant != "default" {
 		return fmt.Errorf("agent %s: variant %q: want paper or default", a.String(), a.Variant)
 	}
-	if !slices.Contains([]string{AdapterPersona, AdapterShared, AdapterNone}, a.Adapter) {
-		return fmt.Errorf("agent %s: adapter %q: want persona, shared or none", a.String(), a.Adapter)
+	if !slices.Contains([]string{AdapterPersona, AdapterShared, AdapterNone, AdapterUser}, a.Adapter) {
+		return fmt.Errorf("agent %s: adapter %q: want persona, shared, none or user", a.String(), a.Adapter)
+	}
+	if a.Users < 0 || (a.Users > 0 && a.Adapter != AdapterUser) {
+		return fmt.Errorf("agent %s: users %d: only per-user agents take a number of users", a.String(), a.Users)
 	}
 	if a.K < 0 || (a.K > 0 && a.Adapter != AdapterPersona) {
 		return fmt.Errorf("agent %s: k %d: only persona agents take a K", a.String(), a.K)
@@ -97,7 +122,8 @@ func (a AgentSpec) label(k int) string {
 	if a.Name != "" {
 		return a.Name
 	}
-	suffix := map[string]string{AdapterPersona: "K" + strconv.Itoa(a.personas(k)), AdapterShared: "K1", AdapterNone: "zeroshot"}[a.Adapter]
+	suffix := map[string]string{AdapterPersona: "K" + strconv.Itoa(a.personas(k)), AdapterShared: "K1", AdapterNone: "zeroshot",
+		AdapterUser: "user" + strconv.Itoa(a.users())}[a.Adapter]
 	return "agent-" + a.family().name() + "-" + suffix
 }
 
@@ -142,7 +168,7 @@ func needsShared(specs []AgentSpec, f family, startFromShared bool) bool {
 		if s.family() != f {
 			continue
 		}
-		if s.Adapter == AdapterShared || (s.Adapter == AdapterPersona && startFromShared) {
+		if s.Adapter == AdapterShared || ((s.Adapter == AdapterPersona || s.Adapter == AdapterUser) && startFromShared) {
 			return true
 		}
 	}
@@ -189,4 +215,21 @@ func personaAdapterName(k, main, p int) string {
 // ("shared" or PersonaAdapter(p)).
 func AdapterDir(familyName, adapter string) string {
 	return AdaptersDir + "/" + familyName + "/" + adapter
+}
+
+// userAdapterName is the adapter name of a per-user agent's user (its
+// dense index, since source IDs may hold any character).
+func userAdapterName(u int32) string { return fmt.Sprintf("users/u%d", u) }
+
+// perUserCount returns the most users any per-user agent of family f
+// trains adapters for (0: none); the agents share the first users of one
+// seeded sample.
+func perUserCount(specs []AgentSpec, f family) int {
+	n := 0
+	for _, s := range specs {
+		if s.family() == f && s.Adapter == AdapterUser {
+			n = max(n, s.users())
+		}
+	}
+	return n
 }

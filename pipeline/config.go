@@ -97,6 +97,9 @@ type AdapterConfig struct {
 	// estimate fitted on every training row. "none" leaves the anchor out.
 	Anchor      string `yaml:"anchor" json:"anchor"`
 	AnchorFolds int    `yaml:"anchor_folds" json:"anchor_folds"`
+	// UserSteps are the training steps of each per-user adapter (agents
+	// with adapter "user"); 0 means Steps.
+	UserSteps int `yaml:"user_steps,omitempty" json:"user_steps,omitempty"`
 }
 
 // EvalConfig is the evaluation.

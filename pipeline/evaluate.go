@@ -68,6 +68,9 @@ func (r *runner) eval(ctx context.Context) (bool, error) {
 	}
 	for _, f := range families(r.cfg.Agents, true) {
 		names := []string{SharedAdapter}
+		for _, u := range r.userSample(perUserCount(r.cfg.Agents, f)) {
+			names = append(names, userAdapterName(u))
+		}
 		for _, k := range personaKs(r.cfg.Agents, f, r.k) {
 			for p := range k {
 				names = append(names, personaAdapterName(k, r.k, p))
@@ -87,13 +90,17 @@ func (r *runner) eval(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var agents []*scoredAgent
+	var agents, perUser []*scoredAgent
 	for _, sp := range r.cfg.Agents {
 		sa, err := r.newScoredAgent(ctx, sp, set, local)
 		if err != nil {
 			return false, err
 		}
-		agents = append(agents, sa)
+		if sp.Adapter == AdapterUser {
+			perUser = append(perUser, sa)
+		} else {
+			agents = append(agents, sa)
+		}
 	}
 	s := r.s
 	if e.MaxTestUsers > 0 && e.MaxTestUsers < len(s.Users) {
@@ -146,11 +153,60 @@ func (r *runner) eval(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	res.Sections = append(res.Sections, diag...)
+	for _, pu := range perUser {
+		sec, err := r.perUserSection(ctx, pu, agents, set, local)
+		if err != nil {
+			return false, err
+		}
+		res.Sections = append(res.Sections, sec)
+	}
 	if err := res.WriteFiles(resDir); err != nil {
 		return false, err
 	}
 	r.rep.Results = res
 	return false, markDone(r.ws, StageEval, key, nil)
+}
+
+// perUserSection scores a per-user agent on its users' test rows beside
+// the bias and SVD baselines and the same family's other agents (fresh
+// predictors on the same adapters), as a report section.
+func (r *runner) perUserSection(ctx context.Context, pu *scoredAgent, agents []*scoredAgent, set *lora.Set, local *agent.Local) (eval.Section, error) {
+	users := r.userSample(pu.spec.users())
+	s := restrictSplit(r.d, r.s, users)
+	var ps []eval.Predictor
+	for _, name := range []string{"bias", "svd"} {
+		p, err := baseline.New(name, r.cfg.Seed)
+		if err != nil {
+			return eval.Section{}, err
+		}
+		ps = append(ps, p)
+	}
+	for _, a := range agents {
+		if a.spec.family() == pu.spec.family() && a.spec.Adapter != AdapterNone {
+			other, err := r.newScoredAgent(ctx, a.spec, set, local)
+			if err != nil {
+				return eval.Section{}, err
+			}
+			other.pred.Keep = false
+			ps = append(ps, other.pred)
+		}
+	}
+	pu.pred.Keep = false
+	ps = append(ps, pu.pred)
+	res, err := eval.Evaluate(ctx, r.d, s, ps, eval.Options{Seed: r.cfg.Seed, Bootstrap: r.cfg.Eval.Bootstrap})
+	if err != nil {
+		return eval.Section{}, fmt.Errorf("per-user agent %s: %w", pu.label, err)
+	}
+	info := r.describe(pu)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: one LoRA per user for %d sampled users (%d adapters, %d trainable parameters each, started from the shared LoRA, %.0f s of training in all), "+
+		"scored on those users' %d test rows only, beside the same prompt family's agents and two baselines on the same rows.\n\n",
+		pu.label, len(users), len(pu.adapters), info.TrainableParams/int64(max(1, len(pu.adapters))), info.TrainSeconds, len(s.Test))
+	b.WriteString("| model | RMSE | MAE |\n|---|---|---|\n")
+	for _, p := range res.Predictors {
+		fmt.Fprintf(&b, "| %s | %.4f [%.4f, %.4f] | %.4f |\n", p.Name, float64(p.RMSE), float64(p.CI.RMSE.Lo), float64(p.CI.RMSE.Hi), float64(p.MAE))
+	}
+	return eval.Section{Title: "Per-user LoRA on a subset of users", Markdown: b.String()}, nil
 }
 
 // describe says what an agent configuration is, how many parameters it
@@ -174,6 +230,11 @@ func (r *runner) describe(a *scoredAgent) eval.PredictorInfo {
 		info.Description = "zero-shot base, " + prompt
 	case AdapterShared:
 		info.Description = "one LoRA for all users, " + prompt
+	case AdapterUser:
+		info.Description = fmt.Sprintf("%d per-user LoRAs, %s", len(a.adapters), prompt)
+		if r.cfg.Adapters.Shared {
+			names = append(names, setName(f, SharedAdapter))
+		}
 	case AdapterPersona:
 		info.Description = fmt.Sprintf("%d persona LoRAs, %s", len(a.adapters), prompt)
 		if r.cfg.Adapters.Shared {
@@ -213,6 +274,24 @@ func (r *runner) newScoredAgent(ctx context.Context, sp AgentSpec, set *lora.Set
 		}
 		sa.adapters = []string{name}
 		pick = func(string, int) string { return name }
+	case AdapterUser:
+		fallback := ""
+		if n := setName(f, SharedAdapter); hasAdapter(set, n) {
+			fallback = n
+		}
+		own := map[string]string{}
+		for _, u := range r.userSample(sp.users()) {
+			if n := setName(f, userAdapterName(u)); hasAdapter(set, n) {
+				own[r.d.Users[u].ID] = n
+				sa.adapters = append(sa.adapters, n)
+			}
+		}
+		pick = func(user string, _ int) string {
+			if n, ok := own[user]; ok {
+				return n
+			}
+			return fallback
+		}
 	case AdapterPersona:
 		k := sp.personas(r.k)
 		pers := r.persByK[k]

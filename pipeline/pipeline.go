@@ -18,6 +18,7 @@ import (
 	"github.com/usersim/usersim/dataset/synth"
 	"github.com/usersim/usersim/eval"
 	"github.com/usersim/usersim/eval/baseline"
+	"github.com/usersim/usersim/internal/pcg"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/persona"
 	"github.com/usersim/usersim/slm"
@@ -653,6 +654,24 @@ func (r *runner) familyAdapters(ctx context.Context, key string, m *slm.Model, t
 	if !a.Shared {
 		start = nil
 	}
+	if n := perUserCount(r.cfg.Agents, f); n > 0 {
+		steps := a.UserSteps
+		if steps == 0 {
+			steps = a.Steps
+		}
+		for _, u := range r.userSample(n) {
+			id := r.d.Users[u].ID
+			var data []slm.TrainSeq
+			for i, s := range seqs {
+				if userOf[i] == id {
+					data = append(data, s)
+				}
+			}
+			if _, err := trainOne(userAdapterName(u), start, data, steps); err != nil {
+				return err
+			}
+		}
+	}
 	for _, k := range personaKs(r.cfg.Agents, f, r.k) {
 		pers := r.persByK[k]
 		for p := range k {
@@ -674,6 +693,18 @@ func (r *runner) familyAdapters(ctx context.Context, key string, m *slm.Model, t
 		}
 	}
 	return nil
+}
+
+// userSample returns the first n users of a seeded sample of the split's
+// users (the per-user agents' users).
+func (r *runner) userSample(n int) []int32 {
+	us := slices.Clone(r.s.Users)
+	src := pcg.New(r.cfg.Seed, 0x75736572)
+	for i := 0; i < min(n, len(us)); i++ {
+		j := i + pcg.Intn(src, len(us)-i)
+		us[i], us[j] = us[j], us[i]
+	}
+	return us[:min(n, len(us))]
 }
 
 // encodeExamples tokenises RAFT examples as the local agent does: the

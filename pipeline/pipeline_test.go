@@ -292,3 +292,41 @@ func TestOpenMainAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestPerUserAgent trains per-user adapters for a sample of users and
+// reports them in their own section, on those users' rows only.
+func TestPerUserAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the quick pipeline")
+	}
+	cfg := QuickConfig()
+	cfg.Agents = []AgentSpec{{Variant: "paper", Adapter: AdapterPersona}, {Variant: "paper", Adapter: AdapterUser, Users: 2}}
+	cfg.Adapters.UserSteps = 4
+	cfg.Eval.ProbeRows, cfg.Eval.GenerateRows = 0, 0
+	cfg.Workspace = t.TempDir()
+	var log bytes.Buffer
+	if _, err := Run(context.Background(), cfg, Options{Progress: &log, Logger: quiet}); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	users, err := filepath.Glob(filepath.Join(cfg.Workspace, "adapters", "paper", "users", "u*", "adapter_model.safetensors"))
+	if err != nil || len(users) != 2 {
+		t.Fatalf("per-user adapters %v (%v), want 2", users, err)
+	}
+	res := readResults(t, filepath.Join(cfg.Workspace, "results", "results.json"))
+	for _, p := range res.Predictors {
+		if strings.Contains(p.Name, "user") && p.Name != "user-mean" {
+			t.Errorf("per-user agent %s in the main table", p.Name)
+		}
+	}
+	var sec string
+	for _, s := range res.Sections {
+		if strings.HasPrefix(s.Title, "Per-user") {
+			sec = s.Markdown
+		}
+	}
+	for _, want := range []string{"agent-paper-user2", "2 sampled users", "| bias |", "| agent-paper-K2 |"} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("per-user section lacks %q:\n%s", want, sec)
+		}
+	}
+}
