@@ -2,9 +2,12 @@ package serve
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"runtime"
 	"slices"
@@ -155,4 +158,83 @@ func TestProcStatusBytes(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d, %v", c.field, got, ok, c.want, c.ok)
 		}
 	}
+}
+
+// catalogAgents is fakeAgents with a catalog of n users (personas -1..1)
+// and n items.
+type catalogAgents struct {
+	fakeAgents
+	users []UserInfo
+	items []ItemInfo
+}
+
+func newCatalogAgents(n int) catalogAgents {
+	c := catalogAgents{fakeAgents: fakeAgents{users: map[string]bool{}, items: map[string]bool{}}}
+	for i := range n {
+		c.users = append(c.users, UserInfo{ID: fmt.Sprintf("u%d", i), Persona: i%3 - 1})
+		c.items = append(c.items, ItemInfo{ID: fmt.Sprintf("m%d", i)})
+	}
+	return c
+}
+
+func (c catalogAgents) Users() []UserInfo { return c.users }
+func (c catalogAgents) Items() []ItemInfo { return c.items }
+
+// FuzzCatalogQuery sends arbitrary limit, offset and persona parameters to
+// the catalog listings: never a 5xx, every error in OpenAI's shape, every
+// page within its limit and consistent with the whole list.
+func FuzzCatalogQuery(f *testing.F) {
+	aw := newAgentWorld(f)
+	s, err := New(aw.m, aw.tok, Options{Name: "base"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	const n = 25
+	s.HandleAgents(newCatalogAgents(n), AgentOptions{})
+	ts := httptest.NewServer(s.Handler())
+	f.Cleanup(ts.Close)
+	for _, q := range [][3]string{{"", "", ""}, {"3", "", ""}, {"5", "24", ""}, {"", "", "-1"}, {"2", "1", "1"}, {"0", "", ""}, {"", "-1", ""},
+		{"99999999999999999999", "", ""}, {"", "", "x"}, {"\x00", "", ""}, {"", "1e3", ""}, {"+3", " 1", "01"}} {
+		f.Add(true, q[0], q[1], q[2])
+		f.Add(false, q[0], q[1], q[2])
+	}
+	f.Fuzz(func(t *testing.T, users bool, limit, offset, persona string) {
+		path := "/v1/items"
+		if users {
+			path = "/v1/agents"
+		}
+		// The values escaped, as a client sends them ("" leaves one out).
+		q := url.Values{}
+		for k, v := range map[string]string{"limit": limit, "offset": offset, "persona": persona} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		query := q.Encode()
+		resp, err := ts.Client().Get(ts.URL + path + "?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			var e errorBody
+			if resp.StatusCode >= 500 || json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+				t.Fatalf("GET %s?%s: status %d: %s", path, query, resp.StatusCode, data)
+			}
+			return
+		}
+		var p listResponse[UserInfo] // items decode too (persona 0)
+		if err := json.Unmarshal(data, &p); err != nil {
+			t.Fatalf("GET %s?%s: %v: %s", path, query, err, data)
+		}
+		want := min(max(p.Total-p.Offset, 0), len(p.Data))
+		if p.Object != "list" || p.Total > n || p.Offset < 0 || len(p.Data) != want || p.HasMore != (p.Offset+len(p.Data) < p.Total) {
+			t.Fatalf("GET %s?%s: inconsistent page %+v", path, query, p)
+		}
+		if l, err := strconv.Atoi(limit); err == nil && len(p.Data) > l {
+			t.Fatalf("GET %s?%s: %d entries past the limit", path, query, len(p.Data))
+		}
+	})
 }
