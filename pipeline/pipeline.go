@@ -348,7 +348,9 @@ func (r *runner) personas(ctx context.Context) (bool, error) {
 		}
 		r.persByK[k] = pk
 	}
-	r.keys[StagePersonas], err = hashKey(r.keys[StageMemory], key, extraKs(r.cfg.Agents))
+	// The K sweep's clusterings follow from key and their K, which the
+	// adapters' names carry: adding a K to the sweep changes no key.
+	r.keys[StagePersonas], err = hashKey(r.keys[StageMemory], key)
 	return ok, err
 }
 
@@ -550,7 +552,7 @@ func (r *runner) adapters(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	for _, f := range families(r.cfg.Agents, true) {
-		if err := r.familyAdapters(ctx, key, m, tok, f); err != nil {
+		if err := r.familyAdapters(ctx, m, tok, f); err != nil {
 			return false, err
 		}
 	}
@@ -566,7 +568,7 @@ type adapterInfo struct {
 	Params   int64   `json:"params"`
 }
 
-func (r *runner) familyAdapters(ctx context.Context, key string, m *slm.Model, tok *tokenizer.Tokenizer, f family) error {
+func (r *runner) familyAdapters(ctx context.Context, m *slm.Model, tok *tokenizer.Tokenizer, f family) error {
 	a := r.cfg.Adapters
 	// Training examples: the split's (evaluated) users' training ratings.
 	users := make([]string, len(r.s.Users))
@@ -591,7 +593,11 @@ func (r *runner) familyAdapters(ctx context.Context, key string, m *slm.Model, t
 	base := m.Config.LoRABase()
 	lcfg := lora.NewConfig("usersim-compact", a.Rank, a.Alpha, lora.AllLinear)
 	trainOne := func(name string, init *lora.Adapter, data []slm.TrainSeq, steps int) (*lora.Adapter, error) {
-		akey, err := hashKey(key, f, name)
+		// An adapter depends on the base (and everything before it), the
+		// adapter settings, its prompt family and its name (which holds
+		// its persona and K, or its user), not on the other agents: adding
+		// an agent to the experiment retrains nothing that exists.
+		akey, err := hashKey(r.keys[StageBase], a, f, name)
 		if err != nil {
 			return nil, err
 		}
