@@ -416,23 +416,40 @@ func (r *runner) inputsFor(ctx context.Context, f family) (raft.Inputs, error) {
 		return in, nil
 	}
 	if r.anchor == nil {
-		a := r.cfg.Adapters
-		if _, err := baseline.New(a.Anchor, r.cfg.Seed); err != nil {
+		t0 := time.Now()
+		a, err := FitAnchor(ctx, r.cfg, r.d, r.s)
+		if err != nil {
 			return in, err
 		}
-		oof := baseline.NewOutOfFold(func() baseline.Predictor {
-			p, _ := baseline.New(a.Anchor, r.cfg.Seed) // name checked above
-			return p
-		}, a.AnchorFolds, r.cfg.Seed)
-		t0 := time.Now()
-		if err := oof.Fit(ctx, r.d, r.s.Train); err != nil {
-			return in, fmt.Errorf("anchor: %w", err)
-		}
-		r.log.Debug("anchor fitted", "baseline", a.Anchor, "took", time.Since(t0))
-		r.anchor = oof
+		r.log.Debug("anchor fitted", "baseline", r.cfg.Adapters.Anchor, "took", time.Since(t0))
+		r.anchor = a
 	}
 	in.Anchor = r.anchor
 	return in, nil
+}
+
+// FitAnchor fits the collaborative anchor that the default variant's
+// prompts carry under cfg: the Adapters.Anchor baseline out of fold over
+// the split's training rows (a training pair's estimate never saw its
+// rating; any other pair's comes from all rows). It is nil for anchor
+// "none". `usersim serve` fits it the same way, so served prompts are the
+// evaluated ones.
+func FitAnchor(ctx context.Context, cfg Config, d *dataset.Dataset, s *split.Split) (raft.Estimator, error) {
+	a := cfg.Adapters
+	if a.Anchor == "none" {
+		return nil, nil
+	}
+	if _, err := baseline.New(a.Anchor, cfg.Seed); err != nil {
+		return nil, fmt.Errorf("anchor: %w", err)
+	}
+	oof := baseline.NewOutOfFold(func() baseline.Predictor {
+		p, _ := baseline.New(a.Anchor, cfg.Seed) // the name is checked above
+		return p
+	}, a.AnchorFolds, cfg.Seed)
+	if err := oof.Fit(ctx, d, s.Train); err != nil {
+		return nil, fmt.Errorf("anchor %s: %w", a.Anchor, err)
+	}
+	return oof, nil
 }
 
 // optionsFor returns the prompt options of a family.

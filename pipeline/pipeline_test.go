@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usersim/usersim/dataset/split"
 	"github.com/usersim/usersim/eval"
 )
 
@@ -245,50 +244,6 @@ func TestResumeAfterKill(t *testing.T) {
 	for k, p := range got.Predictors {
 		if w := want.Predictors[k]; p.Name != w.Name || p.RMSE != w.RMSE || p.MAE != w.MAE {
 			t.Errorf("%s: RMSE %v MAE %v after kills, %s: %v %v uninterrupted", p.Name, p.RMSE, p.MAE, w.Name, w.RMSE, w.MAE)
-		}
-	}
-}
-
-// TestOpenMainAgent opens the main agent of a finished quick run: its
-// adapters, personas and (default variant) anchor.
-func TestOpenMainAgent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the quick pipeline")
-	}
-	cfg := QuickConfig()
-	cfg.Agents = []AgentSpec{{Variant: "default", Adapter: AdapterPersona}, {Variant: "paper", Adapter: AdapterShared}}
-	cfg.Eval.ProbeRows, cfg.Eval.GenerateRows = 0, 0
-	cfg.Workspace = t.TempDir()
-	ctx := context.Background()
-	if _, err := Run(ctx, cfg, Options{Logger: quiet}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := LoadDataset(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := split.Load(filepath.Join(cfg.Workspace, SplitFile), d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := OpenMainAgent(ctx, cfg.Workspace, d, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Label != "agent-default-K2" || m.K != 2 || len(m.Adapters) == 0 || m.Shared == "" || m.Anchor == nil {
-		t.Fatalf("main agent %+v", m)
-	}
-	if m.Options.Variant != "default" || m.Options.NoMemory {
-		t.Errorf("options %+v", m.Options)
-	}
-	// A test pair's anchor is the all-rows estimate: a real rating-scale number.
-	row := s.Test[0]
-	if v := m.Anchor.Predict(d.Ratings.User[row], d.Ratings.Item[row]); v < 1 || v > 5 {
-		t.Errorf("anchor %g outside the scale", v)
-	}
-	for p, dir := range m.Adapters {
-		if _, err := os.Stat(filepath.Join(dir, "adapter_model.safetensors")); err != nil {
-			t.Errorf("persona %d: %v", p, err)
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/usersim/usersim/agent"
 	"github.com/usersim/usersim/dataset"
 	"github.com/usersim/usersim/dataset/split"
-	"github.com/usersim/usersim/eval/baseline"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/persona"
 	"github.com/usersim/usersim/pipeline"
@@ -207,25 +206,11 @@ func agentAnchor(ctx context.Context, cfg *pipeline.Config, f promptFamily, d *d
 	if f.variant != string(raft.VariantDefault) {
 		return nil, nil
 	}
-	a := pipeline.DefaultConfig().Adapters
-	seed := pipeline.DefaultConfig().Seed
+	c := pipeline.DefaultConfig()
 	if cfg != nil {
-		a, seed = cfg.Adapters, cfg.Seed
+		c = *cfg
 	}
-	if a.Anchor == "none" {
-		return nil, nil
-	}
-	if _, err := baseline.New(a.Anchor, seed); err != nil {
-		return nil, fmt.Errorf("anchor: %w", err)
-	}
-	oof := baseline.NewOutOfFold(func() baseline.Predictor {
-		p, _ := baseline.New(a.Anchor, seed) // the name is checked above
-		return p
-	}, a.AnchorFolds, seed)
-	if err := oof.Fit(ctx, d, s.Train); err != nil {
-		return nil, fmt.Errorf("anchor %s: %w", a.Anchor, err)
-	}
-	return oof, nil
+	return pipeline.FitAnchor(ctx, c, d, s)
 }
 
 // workspaceDataset loads the dataset of ws: the flags' when given; else the
