@@ -506,6 +506,9 @@ func (r *runner) base(ctx context.Context) (bool, error) {
 	if b.Vocab > 0 {
 		tokOpt.VocabSize = b.Vocab
 	}
+	// One token per tenth of a star for the numbers the default variant
+	// writes with "bucket" (the anchor, the key facts).
+	tokOpt.Buckets = append(tokOpt.Buckets, raft.NumberBuckets)
 	ires, err := slm.InitCompact(ctx, strings.NewReader(text.String()), initDir, slm.InitOptions{
 		Model: slm.CompactOptions{Preset: b.Preset, Hidden: b.Hidden, Layers: b.Layers, Heads: b.Heads,
 			KVHeads: b.KVHeads, Context: b.Context},
@@ -732,7 +735,7 @@ func (r *runner) userSample(n int) []int32 {
 
 // encodeExamples tokenises RAFT examples as the local agent does: the
 // prompt (BOS when the tokenizer wants one), then " "+answer as a
-// continuation; the loss is on the answer tokens only. It returns each
+// continuation, then EOS; the loss is on the answer tokens and EOS. It returns each
 // sequence's user ID beside it.
 func encodeExamples(tok *tokenizer.Tokenizer, maxLen int, exs []raft.Example) ([]slm.TrainSeq, []string, error) {
 	bos := tok.BOS()
@@ -750,6 +753,11 @@ func encodeExamples(tok *tokenizer.Tokenizer, maxLen int, exs []raft.Example) ([
 			return nil, nil, fmt.Errorf("encode answer %q of %s/%s: %v", e.Answer, e.User, e.Item, err)
 		}
 		seq := append(p, ans...)
+		// The answer ends with EOS, so that the agent learns to stop after
+		// it: free generation (the URR) then reads just the rating.
+		if eos := tok.EOSIDs(); len(eos) > 0 {
+			seq = append(seq, eos[0])
+		}
 		if maxLen > 0 && len(seq) > maxLen {
 			long++
 			continue

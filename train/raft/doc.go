@@ -17,7 +17,10 @@
 // reference in a branch the samples do not take fails when rendered. VariantPaper is the paper's prompt;
 // VariantDefault adds a collaborative anchor line (PromptData.Anchor, from
 // Inputs.Anchor) and a key-facts line next to the answer slot
-// (PromptData.KeyFacts), both switchable so their effect can be measured.
+// (PromptData.KeyFacts), both switchable so their effect can be measured;
+// it writes those numbers with the template function "bucket" as single
+// tokens ("<3.7>", NumberBuckets), which the compact base's tokenizer keeps
+// one token each.
 //
 // Every number in a prompt comes from the training split (memory.Stats):
 // an item rated only in test rows has "no historical average rating".

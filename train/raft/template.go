@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/usersim/usersim/slm/tokenizer"
 )
 
 //go:embed templates/*.tmpl
@@ -74,7 +76,7 @@ func LoadTemplates(v Variant, dir string) (*Templates, error) {
 		v = VariantPaper
 	}
 	sys, usr := string(v)+systemSuffix, string(v)+userSuffix
-	t := &Templates{variant: v, set: template.New("").Option("missingkey=error"), files: map[string]string{}}
+	t := &Templates{variant: v, set: template.New("").Option("missingkey=error").Funcs(funcs), files: map[string]string{}}
 	entries, err := fs.ReadDir(builtin, "templates")
 	if err != nil {
 		return nil, fmt.Errorf("raft: read built-in templates: %w", err)
@@ -152,6 +154,22 @@ func (t *Templates) render(d *PromptData) (string, string, error) {
 	}
 	return out[0], out[1], nil
 }
+
+// funcs are the template functions: "bucket" writes a number as the single
+// token the compact tokenizer keeps for it (tokenizer.BucketNumber, e.g.
+// {{bucket .Anchor}} → "<3.7>", tenths of a star), so that the base reads a
+// number as one symbol rather than as three digits.
+var funcs = template.FuncMap{
+	"bucket": func(x float64) string { return tokenizer.BucketNumber(x, AnchorStep) },
+}
+
+// AnchorStep is the resolution of the numbers the default variant writes
+// with "bucket"; NumberBuckets are the tokens a tokenizer needs for them.
+const AnchorStep = 0.1
+
+// NumberBuckets is the bucket range of the default variant's numbers: every
+// tenth of a star from 0 to 5.
+var NumberBuckets = tokenizer.BucketRange{Min: 0, Max: 5, Step: AnchorStep}
 
 // sampleData covers every branch the built-in templates take, so that
 // validation reaches each field reference.

@@ -31,10 +31,10 @@ func TestDefaultVariantSwitches(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := exs[1].Prompt
-			if got := strings.Contains(p, "A model of my past ratings expects about 2.3.\n"); got != tc.wantAnchor {
+			if got := strings.Contains(p, "A model of my past ratings expects about <2.3>.\n"); got != tc.wantAnchor {
 				t.Errorf("anchor line present %v, want %v:\n%s", got, tc.wantAnchor, p)
 			}
-			if got := strings.Contains(p, "\nKEY FACTS: my mean rating 4.0; movie average 4.0; remembered 5"); got != tc.wantK {
+			if got := strings.Contains(p, "\nKEY FACTS: my mean rating <4.0>; movie average <4.0>; remembered 5"); got != tc.wantK {
 				t.Errorf("key facts present %v, want %v:\n%s", got, tc.wantK, p)
 			}
 			if !strings.HasSuffix(p, "\nRATING:") {
