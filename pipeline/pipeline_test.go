@@ -128,7 +128,7 @@ func TestConfigValidate(t *testing.T) {
 		{"train_frac", func(c *Config) { c.TrainFrac = 1 }},
 		{"k", func(c *Config) { c.K = -1 }},
 		{"variant", func(c *Config) { c.Agents[0].Variant = "x" }},
-		{"adapter", func(c *Config) { c.Agents[0].Adapter = "user" }},
+		{"adapter", func(c *Config) { c.Agents[0].Adapter = "everyone" }},
 		{"no agents", func(c *Config) { c.Agents = nil }},
 		{"two names", func(c *Config) { c.Agents = append(c.Agents, c.Agents[0]) }},
 		{"anchor", func(c *Config) { c.Adapters.Anchor = "oracle" }},
