@@ -141,7 +141,7 @@ func DefaultConfig() Config {
 		},
 		Adapters: AdapterConfig{
 			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 240,
-			Steps: 120, Batch: 8, MicroBatch: 8, LR: 2e-3, Anchor: "svd", AnchorFolds: 5,
+			Steps: 120, Batch: 8, MicroBatch: 8, LR: 2e-3, Anchor: "svdpp", AnchorFolds: 20,
 		},
 		Agents: []AgentSpec{
 			{Variant: "default", Adapter: AdapterPersona},
@@ -150,7 +150,7 @@ func DefaultConfig() Config {
 			{Variant: "paper", Adapter: AdapterShared},
 		},
 		Eval: EvalConfig{
-			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd"},
+			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd", "svdpp"},
 			Bootstrap: 200, ProbeRows: 40, GenerateRows: 200,
 		},
 	}
