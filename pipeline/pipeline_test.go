@@ -285,3 +285,28 @@ func TestPerUserAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestExperimentFiles loads every experiment file in experiments/ and
+// validates it.
+func TestExperimentFiles(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "experiments", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no experiment files (%v)", err)
+	}
+	for _, f := range files {
+		c, err := LoadConfig(f, DefaultConfig())
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		if filepath.Base(f) == "ml-100k.yaml" {
+			users := slices.ContainsFunc(c.Agents, func(a AgentSpec) bool { return a.Adapter == AdapterUser })
+			if len(c.Agents) != 10 || !users || c.Dataset != "ml-100k" {
+				t.Errorf("%s: %d agents (per-user %v), dataset %s", f, len(c.Agents), users, c.Dataset)
+			}
+		}
+	}
+}
