@@ -140,18 +140,18 @@ func DefaultConfig() Config {
 			Steps: 250, Batch: 16, MicroBatch: 8, SeqLen: 256, LR: 2e-3,
 		},
 		Adapters: AdapterConfig{
-			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 240,
+			Rank: 8, Alpha: 16, Shared: true, SharedSteps: 360,
 			Steps: 120, Batch: 8, MicroBatch: 8, LR: 2e-3, Anchor: "svdpp", AnchorFolds: 20,
 		},
 		Agents: []AgentSpec{
 			{Variant: "default", Adapter: AdapterPersona},
 			{Variant: "default", Adapter: AdapterShared},
-			{Variant: "paper", Adapter: AdapterPersona},
 			{Variant: "paper", Adapter: AdapterShared},
 		},
+
 		Eval: EvalConfig{
 			Baselines: []string{"global-mean", "user-mean", "item-mean", "bias", "svd", "svdpp"},
-			Bootstrap: 200, ProbeRows: 40, GenerateRows: 200,
+			Bootstrap: 200, ProbeRows: 40, GenerateRows: 100,
 		},
 	}
 }

@@ -10,17 +10,22 @@
 // the three traits, the profile Ms) and {variant}_user.tmpl ("YOUR MEMORIES"
 // with the retrieved Ml entry, the TASK, the target "MOVIE: ..." line and
 // "RATING:"); movie.tmpl defines the shared blocks "movie", "memories" and
-// "task". The templates see PromptData. default_system.tmpl includes
-// paper_system.tmpl, so overriding the paper's system text changes both.
+// "task". The templates see PromptData.
 // LoadTemplates renders sample data through every built-in branch, so a
 // reference to a field PromptData lacks fails there, naming the file; a
-// reference in a branch the samples do not take fails when rendered. VariantPaper is the paper's prompt;
-// VariantDefault adds a collaborative anchor line (PromptData.Anchor, from
-// Inputs.Anchor) and a key-facts line next to the answer slot
-// (PromptData.KeyFacts), both switchable so their effect can be measured;
-// it writes those numbers with the template function "bucket" as single
-// tokens ("<3.7>", NumberBuckets), which the compact base's tokenizer keeps
-// one token each.
+// reference in a branch the samples do not take fails when rendered.
+//
+// VariantPaper is the paper's prompt, word for word. VariantDefault is
+// usersim's agent, built from what measured best on the synthetic world
+// (NOTES.md): a short prompt — the profile Ms, each retrieved memory as
+// "I rated TITLE (average <3.8>) 4." without its reason, the target movie,
+// and a key-facts line next to the answer slot (PromptData.KeyFacts: the
+// user's mean, the movie's average, the remembered rating and the
+// collaborative anchor PromptData.Anchor, from Inputs.Anchor). It writes
+// those numbers with the template function "bucket" as single tokens
+// ("<3.7>", NumberBuckets), which the compact base's tokenizer keeps one
+// token each. Against the paper's prompt it is about four times shorter,
+// so it trains and rates about four times faster.
 //
 // Every number in a prompt comes from the training split (memory.Stats):
 // an item rated only in test rows has "no historical average rating".

@@ -18,7 +18,8 @@ func TestDefaultVariantSwitches(t *testing.T) {
 	}{
 		{"anchor and facts", true, Options{Variant: VariantDefault}, true, true},
 		{"no anchor given", false, Options{Variant: VariantDefault}, false, true},
-		{"no key facts", true, Options{Variant: VariantDefault, NoKeyFacts: true}, true, false},
+		// The anchor lives in the key-facts line: without it, no anchor.
+		{"no key facts", true, Options{Variant: VariantDefault, NoKeyFacts: true}, false, false},
 		{"paper ignores both", true, Options{}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -31,10 +32,10 @@ func TestDefaultVariantSwitches(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := exs[1].Prompt
-			if got := strings.Contains(p, "A model of my past ratings expects about <2.3>.\n"); got != tc.wantAnchor {
+			if got := strings.Contains(p, "; expected <2.3>.\nRATING:"); got != tc.wantAnchor {
 				t.Errorf("anchor line present %v, want %v:\n%s", got, tc.wantAnchor, p)
 			}
-			if got := strings.Contains(p, "\nKEY FACTS: my mean rating <4.0>; movie average <4.0>; remembered 5"); got != tc.wantK {
+			if got := strings.Contains(p, "\nKEY FACTS: my mean <4.0>; movie average <4.0>; remembered 5"); got != tc.wantK {
 				t.Errorf("key facts present %v, want %v:\n%s", got, tc.wantK, p)
 			}
 			if !strings.HasSuffix(p, "\nRATING:") {
