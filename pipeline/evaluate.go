@@ -199,9 +199,13 @@ func (r *runner) perUserSection(ctx context.Context, pu *scoredAgent, agents []*
 	}
 	info := r.describe(pu)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: one LoRA per user for %d sampled users (%d adapters, %d trainable parameters each, started from the shared LoRA, %.0f s of training in all), "+
+	from := ""
+	if r.cfg.Adapters.Shared {
+		from = ", started from the shared LoRA (whose training time is included)"
+	}
+	fmt.Fprintf(&b, "%s: one LoRA per user for %d sampled users (%d adapters, %d trainable parameters each%s, %.0f s of training in all), "+
 		"scored on those users' %d test rows only, beside the same prompt family's agents and two baselines on the same rows.\n\n",
-		pu.label, len(users), len(pu.adapters), info.TrainableParams/int64(max(1, len(pu.adapters))), info.TrainSeconds, len(s.Test))
+		pu.label, len(users), len(pu.adapters), info.TrainableParams/int64(max(1, len(pu.adapters))), from, info.TrainSeconds, len(s.Test))
 	b.WriteString("| model | RMSE | MAE |\n|---|---|---|\n")
 	for _, p := range res.Predictors {
 		fmt.Fprintf(&b, "| %s | %.4f [%.4f, %.4f] | %.4f |\n", p.Name, float64(p.RMSE), float64(p.CI.RMSE.Lo), float64(p.CI.RMSE.Hi), float64(p.MAE))
