@@ -524,9 +524,13 @@ func (r *runner) base(ctx context.Context) (bool, error) {
 	}
 	docs := slm.SplitDocuments(text.String())
 	work := filepath.Join(r.ws, "models", "pretrain")
+	ckpt, err := checkpointDir(work, key)
+	if err != nil {
+		return false, err
+	}
 	pres, err := slm.Pretrain(ctx, m, tok, docs, slm.PretrainOptions{
 		SeqLen: b.SeqLen, Steps: b.Steps, Batch: b.Batch, MicroBatch: b.MicroBatch, LR: b.LR,
-		Seed: uint64(r.cfg.Seed), CheckpointDir: filepath.Join(work, "checkpoints"), CheckpointEvery: 50,
+		Seed: uint64(r.cfg.Seed), CheckpointDir: ckpt, CheckpointEvery: 50,
 		Resume: true, OutDir: work, Progress: r.out, Logger: r.log,
 	})
 	if err != nil {
@@ -649,7 +653,11 @@ func (r *runner) familyAdapters(ctx context.Context, m *slm.Model, tok *tokenize
 		tc.WeightDecay = 0
 		tc.Seed = uint64(r.cfg.Seed)
 		work := filepath.Join(r.ws, "models", "adapters", f.name(), name)
-		tc.CheckpointDir, tc.CheckpointEvery, tc.Resume, tc.OutDir = filepath.Join(work, "checkpoints"), 25, true, work
+		ckpt, err := checkpointDir(work, akey)
+		if err != nil {
+			return nil, err
+		}
+		tc.CheckpointDir, tc.CheckpointEvery, tc.Resume, tc.OutDir = ckpt, 25, true, work
 		tc.Progress, tc.Logger = r.out, r.log
 		t0 := time.Now()
 		res, err := train.Train(ctx, &slm.LoRAObjective{Model: m, Adapter: ad, Examples: data}, tc)
@@ -719,6 +727,27 @@ func (r *runner) familyAdapters(ctx context.Context, m *slm.Model, tok *tokenize
 		}
 	}
 	return nil
+}
+
+// checkpointDir returns the checkpoint directory of a training under work
+// for the stage key: a killed run resumes from it only when nothing that
+// the key covers changed (a checkpoint of other settings — more steps,
+// another learning rate — would otherwise be continued under the new
+// schedule). Checkpoints of other keys under work are removed.
+func checkpointDir(work, key string) (string, error) {
+	name := "checkpoints-" + key[:16]
+	old, err := filepath.Glob(filepath.Join(work, "checkpoints*"))
+	if err != nil {
+		return "", err
+	}
+	for _, o := range old {
+		if filepath.Base(o) != name {
+			if err := os.RemoveAll(o); err != nil {
+				return "", fmt.Errorf("remove stale checkpoints: %w", err)
+			}
+		}
+	}
+	return filepath.Join(work, name), nil
 }
 
 // userSample returns the first n users of a seeded sample of the split's

@@ -100,6 +100,20 @@ func TestQuickEndToEnd(t *testing.T) {
 			t.Errorf("after changing adapters.steps: stage %s skipped=%v", st.Stage, st.Skipped)
 		}
 	}
+	// The retrained adapters are those of a fresh run with the new
+	// settings: no checkpoint of the old settings was continued.
+	fresh := cfg
+	fresh.Workspace = t.TempDir()
+	if _, err := Run(ctx, fresh, Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	resumed := readResults(t, filepath.Join(cfg.Workspace, "results", "results.json"))
+	clean := readResults(t, filepath.Join(fresh.Workspace, "results", "results.json"))
+	for k, p := range resumed.Predictors {
+		if w := clean.Predictors[k]; p.Name != w.Name || p.RMSE != w.RMSE {
+			t.Errorf("after changing adapters.steps: %s RMSE %v, a fresh run's %s %v", p.Name, p.RMSE, w.Name, w.RMSE)
+		}
+	}
 }
 
 var quiet = slog.New(slog.DiscardHandler)
