@@ -333,27 +333,29 @@ func hasAdapter(set *lora.Set, name string) bool {
 	return ok
 }
 
-// sampleRows returns n of rows chosen with a seeded shuffle (all of them
-// when n ≥ len(rows)), in their original order.
-func sampleRows(rows []int32, n int, seed int64, stream uint64) []int32 {
-	if n >= len(rows) {
-		return slices.Clone(rows)
-	}
-	idx := make([]int, len(rows))
-	for i := range idx {
-		idx[i] = i
-	}
+// seededPrefix returns the first n of rows after a seeded shuffle (all of
+// them when n ≥ len(rows), none when n ≤ 0): the first n of a longer sample are the shorter
+// sample, whatever n.
+func seededPrefix(rows []int32, n int, seed int64, stream uint64) []int32 {
+	out := slices.Clone(rows)
+	n = max(0, min(n, len(out)))
 	src := pcg.New(seed, stream)
-	for i := 0; i < n; i++ {
-		j := i + pcg.Intn(src, len(idx)-i)
-		idx[i], idx[j] = idx[j], idx[i]
+	for i := range n {
+		j := i + pcg.Intn(src, len(out)-i)
+		out[i], out[j] = out[j], out[i]
 	}
-	pick := slices.Clone(idx[:n])
-	slices.Sort(pick)
-	out := make([]int32, n)
-	for k, i := range pick {
-		out[k] = rows[i]
+	return out[:n]
+}
+
+// sampleRows returns n of rows chosen with a seeded shuffle, in their
+// original order.
+func sampleRows(rows []int32, n int, seed int64, stream uint64) []int32 {
+	out := seededPrefix(rows, n, seed, stream)
+	pos := make(map[int32]int, len(rows))
+	for i, r := range rows {
+		pos[r] = i
 	}
+	slices.SortFunc(out, func(a, b int32) int { return pos[a] - pos[b] })
 	return out
 }
 
@@ -409,7 +411,7 @@ func (r *runner) diagnostics(ctx context.Context, s *split.Split, res *eval.Resu
 			exp[k], arg[k] = rt.Value(agent.Expected), rt.Value(agent.Argmax)
 			mass += rt.Mass
 		}
-		_, std := meanStd(exp)
+		std := float64(eval.Summarize(exp).Std)
 		urr, genRMSE := "—", "—"
 		if len(gen) > 0 {
 			pred, _, err := a.pool.PredictRows(ctx, gen, agent.Generated)
@@ -473,26 +475,6 @@ func (r *runner) diagnostics(ctx context.Context, s *split.Split, res *eval.Resu
 		pr.WriteString("\n")
 	}
 	return append(out, eval.Section{Title: "Counterfactual probes", Markdown: pr.String()}), nil
-}
-
-func meanStd(v []float64) (mean, std float64) {
-	n := 0
-	for _, x := range v {
-		if !math.IsNaN(x) {
-			mean += x
-			n++
-		}
-	}
-	if n == 0 {
-		return math.NaN(), math.NaN()
-	}
-	mean /= float64(n)
-	for _, x := range v {
-		if !math.IsNaN(x) {
-			std += (x - mean) * (x - mean)
-		}
-	}
-	return mean, math.Sqrt(std / float64(n))
 }
 
 // fmtShift writes a mean probe shift, or "—" when nothing was probed.

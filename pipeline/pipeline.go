@@ -18,7 +18,6 @@ import (
 	"github.com/usersim/usersim/dataset/synth"
 	"github.com/usersim/usersim/eval"
 	"github.com/usersim/usersim/eval/baseline"
-	"github.com/usersim/usersim/internal/pcg"
 	"github.com/usersim/usersim/memory"
 	"github.com/usersim/usersim/persona"
 	"github.com/usersim/usersim/slm"
@@ -753,13 +752,7 @@ func checkpointDir(work, key string) (string, error) {
 // userSample returns the first n users of a seeded sample of the split's
 // users (the per-user agents' users).
 func (r *runner) userSample(n int) []int32 {
-	us := slices.Clone(r.s.Users)
-	src := pcg.New(r.cfg.Seed, 0x75736572)
-	for i := 0; i < min(n, len(us)); i++ {
-		j := i + pcg.Intn(src, len(us)-i)
-		us[i], us[j] = us[j], us[i]
-	}
-	return us[:min(n, len(us))]
+	return seededPrefix(r.s.Users, n, r.cfg.Seed, 0x75736572)
 }
 
 // encodeExamples tokenises RAFT examples as the local agent does: the

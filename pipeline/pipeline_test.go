@@ -324,3 +324,27 @@ func TestExperimentFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestSeededSamples: a shorter sample is the prefix of a longer one (the
+// per-user agents of different sizes share users), sampleRows keeps the
+// rows' order, and out-of-range sizes neither panic nor invent rows.
+func TestSeededSamples(t *testing.T) {
+	rows := []int32{10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
+	long := seededPrefix(rows, 8, 3, 1)
+	short := seededPrefix(rows, 3, 3, 1)
+	if !slices.Equal(short, long[:3]) {
+		t.Errorf("sample of 3 %v is not the prefix of the sample of 8 %v", short, long)
+	}
+	if len(seededPrefix(rows, -1, 3, 1)) != 0 || len(seededPrefix(rows, 99, 3, 1)) != len(rows) {
+		t.Error("sizes outside 0..len not clamped")
+	}
+	got := sampleRows(rows, 5, 3, 1)
+	if !slices.IsSorted(got) || len(got) != 5 {
+		t.Errorf("sampleRows %v: want 5 rows in their original order", got)
+	}
+	for _, r := range got {
+		if !slices.Contains(seededPrefix(rows, 5, 3, 1), r) {
+			t.Errorf("sampleRows row %d is not in the seeded sample", r)
+		}
+	}
+}

@@ -204,16 +204,7 @@ func RunAgents(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	if o.SlateSize <= 0 {
 		o.SlateSize = 5
 	}
-	if o.MemoryEvery == 0 {
-		o.MemoryEvery = time.Second
-	}
-	if o.MemoryWindow <= 0 {
-		o.MemoryWindow = 10 * time.Second
-	}
-	o.MemoryWindow = min(o.MemoryWindow, o.Duration/4)
-	if o.Client == nil {
-		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients + 2}}
-	}
+	o.MemoryEvery, o.MemoryWindow, o.Client = commonDefaults(o.MemoryEvery, o.MemoryWindow, o.Duration, o.Client, o.Clients+2)
 	base := strings.TrimSuffix(o.URL, "/")
 
 	// Whom and what to ask about.

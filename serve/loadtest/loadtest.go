@@ -132,16 +132,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Temperature == 0 {
 		o.Temperature = 0.8
 	}
-	if o.MemoryEvery == 0 {
-		o.MemoryEvery = time.Second
-	}
-	if o.MemoryWindow <= 0 {
-		o.MemoryWindow = 10 * time.Second
-	}
-	o.MemoryWindow = min(o.MemoryWindow, o.Duration/4)
-	if o.Client == nil {
-		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients + 1}}
-	}
+	o.MemoryEvery, o.MemoryWindow, o.Client = commonDefaults(o.MemoryEvery, o.MemoryWindow, o.Duration, o.Client, o.Clients+1)
 	base := strings.TrimSuffix(o.URL, "/")
 	t0 := time.Now()
 	var mem *memSampler

@@ -200,3 +200,20 @@ func summarizeMemory(samples []MemSample, errors int, elapsed, window time.Durat
 	st.First.At, st.Last.At, st.Max.At = 0, max(elapsed-window, 0), 0
 	return st
 }
+
+// commonDefaults fills the options both load modes share: the memory
+// sampling period (1s) and window (10s, at most a quarter of the run), and
+// an HTTP client keeping conns idle connections.
+func commonDefaults(every, window, run time.Duration, c *http.Client, conns int) (time.Duration, time.Duration, *http.Client) {
+	if every == 0 {
+		every = time.Second
+	}
+	if window <= 0 {
+		window = 10 * time.Second
+	}
+	window = min(window, run/4)
+	if c == nil {
+		c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}
+	}
+	return every, window, c
+}
